@@ -1,0 +1,105 @@
+"""Clarion: email campaigns and constituent tracking for human-rights advocacy."""
+
+from __future__ import annotations
+
+
+from flask import Flask, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from app.config import Settings
+
+
+def create_app(settings: Settings | None = None, test_config: dict | None = None) -> Flask:
+    """Build the Flask application for the given settings (read from the environment if none)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_keys[0],
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
+        CLARION=settings,
+        API_TITLE="Clarion API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_REDOC_PATH="docs",
+        OPENAPI_REDOC_URL="/static/vendor/redoc.standalone.js",
+        MAX_CONTENT_LENGTH=512 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    from app.extensions import api, db, migrate
+
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True
+    )
+    _import_models()
+    api.init_app(app)
+    _register_api(api)
+    _register_pages(app)
+    _register_error_pages(app)
+
+    from app.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _engine_options(database_url: str) -> dict:
+    if database_url.startswith("sqlite"):
+        # Web, worker and CLI share one file: wait for the writer rather than fail at once.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _migrations_dir():
+    from app.config import PROJECT_ROOT
+
+    return PROJECT_ROOT / "migrations"
+
+
+def _import_models() -> None:
+    """Import every domain's models so SQLAlchemy and Alembic see the whole schema."""
+    import app.auth.models  # noqa: F401
+    import app.mailings.models  # noqa: F401
+    import app.supporters.models  # noqa: F401
+
+
+def _register_api(api) -> None:
+    from app.api.registry import register_blueprints
+
+    register_blueprints(api)
+
+
+def _register_pages(app: Flask) -> None:
+    from app.pages import register_pages
+
+    register_pages(app)
+
+
+def _register_error_pages(app: Flask) -> None:
+    from app.api.errors import http_error_response, unexpected_error_response
+
+    def wants_json() -> bool:
+        return request.path.startswith("/api/") or request.path.startswith("/webhooks/")
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(exc: HTTPException):
+        if wants_json():
+            return http_error_response(exc)
+        return render_template("error.html", status=exc.code, title=exc.name,
+                               message=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return handle_http_exception(exc)
+        if wants_json():
+            return unexpected_error_response(exc)
+        app.logger.exception("unhandled error on %s", request.path)
+        return render_template("error.html", status=500, title="Something went wrong",
+                               message="We could not complete that. Please try again shortly."), 500

@@ -1,0 +1,1 @@
+"""The JSON API under /api/v1: one error shape, bearer-token auth, OpenAPI document."""

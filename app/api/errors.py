@@ -1,0 +1,52 @@
+"""One JSON error shape for every 4xx/5xx the API returns."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+# Werkzeug's names ("Unprocessable Entity") become stable machine codes ("unprocessable_entity").
+CODE_OVERRIDES = {422: "validation_error", 401: "unauthorized", 403: "forbidden"}
+
+
+class ApiError(HTTPException):
+    """An error a service or view raises on purpose, with a code clients can match on."""
+
+    def __init__(self, status: int, code: str, message: str, details=None):
+        super().__init__(description=message)
+        self.code = status
+        self.error_code = code
+        self.details = details
+
+
+def error_body(status: int, code: str, message: str, details=None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    response.status_code = status
+    return response
+
+
+def http_error_response(exc: HTTPException):
+    status = exc.code or 500
+    if isinstance(exc, ApiError):
+        return error_body(status, exc.error_code, exc.description, exc.details)
+    # webargs/flask-smorest put validation messages in exc.data["messages"].
+    data = getattr(exc, "data", None) or {}
+    details = data.get("messages") or data.get("errors")
+    code = CODE_OVERRIDES.get(status) or (exc.name or "error").lower().replace(" ", "_")
+    message = data.get("message") or exc.description or exc.name
+    response = error_body(status, code, message, details)
+    for header, value in (exc.get_headers() if status == 405 else []):
+        if header.lower() == "allow":
+            response.headers["Allow"] = value
+    return response
+
+
+def unexpected_error_response(exc: Exception):
+    if isinstance(exc, HTTPException):
+        return http_error_response(exc)
+    log.exception("unhandled error in API request")
+    return error_body(500, "internal_error", InternalServerError.description)

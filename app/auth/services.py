@@ -1,0 +1,46 @@
+"""Create, check and revoke API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+
+from app.auth.models import ApiToken, Role
+from app.db import utcnow
+from app.extensions import db
+
+TOKEN_PREFIX = "clr_"
+
+# Which roles may do what. Analysts read; campaigners manage supporters and mailings; admins all.
+ROLE_RANK = {Role.ANALYST: 1, Role.CAMPAIGNER: 2, Role.ADMIN: 3}
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256 random bits, so a fast unsalted hash is enough (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(name: str, role: Role | str) -> tuple[ApiToken, str]:
+    """Create a token and return it with the secret, which is never stored."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(name=name, role=Role(role), token_hash=hash_token(secret), prefix=secret[:10])
+    db.session.add(token)
+    db.session.flush()
+    return token, secret
+
+
+def find_active_token(secret: str) -> ApiToken | None:
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    if token is None or not token.is_active:
+        return None
+    return token
+
+
+def revoke_token(token: ApiToken) -> None:
+    token.revoked_at = utcnow()
+
+
+def role_allows(role: Role, required: Role) -> bool:
+    return ROLE_RANK[role] >= ROLE_RANK[required]

@@ -1,0 +1,28 @@
+"""The `clarion` command: a Flask CLI group, so `flask --app app …` works too."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import FlaskGroup
+
+
+def register_commands(app) -> None:
+    """Attach each domain's command group to the app's CLI."""
+    from app.auth.cli import tokens_cli
+    from app.demo import demo_cli
+    from app.supporters.cli import supporters_cli
+    from workers.cli import worker_command
+
+    for command in (tokens_cli, demo_cli, supporters_cli, worker_command):
+        app.cli.add_command(command)
+
+
+def _create_app():
+    from app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def main() -> None:
+    """Clarion: email campaigns and supporter tracking."""

@@ -1,0 +1,179 @@
+"""Settings for every Clarion process, read from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET = "dev-only-secret-change-me"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment cannot make a working configuration."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 1025
+    use_ssl: bool = False
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        """Parse `smtp://user:pass@host:port?starttls=1` or `smtps://…`."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ConfigError(f"SMTP_URL must start with smtp:// or smtps://, got {url!r}")
+        query = parse_qs(parts.query)
+        use_ssl = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (465 if use_ssl else 25),
+            use_ssl=use_ssl,
+            starttls=_truthy(query.get("starttls", ["0"])[0]),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            timeout=float(query.get("timeout", ["30"])[0]),
+        )
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(environ, name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _float(environ, name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'var' / 'clarion.db'}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Make plain `postgresql://` URLs use psycopg 3, the driver Clarion ships with."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = field(default_factory=_default_database_url)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    smtp_url: str = "smtp://127.0.0.1:1025"
+    base_url: str = "http://127.0.0.1:5000"
+    secret_keys: tuple[str, ...] = (DEV_SECRET,)
+    mail_from: str = "Clarion <alerts@clarion.localhost>"
+    organisation_name: str = "Clarion Demo Campaigns"
+    postal_address: str = "311 W 43rd Street, 7th Floor, New York, NY 10036"
+    unsubscribe_mailto: str = "unsubscribe@clarion.localhost"
+    import_dir: Path = PROJECT_ROOT / "var" / "imports"
+    capture_dir: Path = PROJECT_ROOT / "var" / "mailbox"
+    queue_prefix: str = "clarion"
+    batch_size: int = 250
+    lease_seconds: int = 60
+    max_send_attempts: int = 5
+    retry_base_seconds: int = 60
+    error_pause_threshold: float = 0.2
+    smtp_max_connections: int = 4
+    smtp_max_rate: float = 0.0  # messages/second across every worker; 0 = unlimited
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_private_key: str | None = None
+    ses_topic_arns: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    soft_bounce_limit: int = 3
+
+    @property
+    def smtp(self) -> SmtpSettings:
+        return SmtpSettings.from_url(self.smtp_url)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ=None) -> Settings:
+        """Build settings from environment variables, refusing unsafe production setups."""
+        environ = os.environ if environ is None else environ
+        secret_keys = tuple(
+            key.strip() for key in environ.get("SECRET_KEYS", "").split(",") if key.strip()
+        )
+        settings = cls(
+            env=environ.get("CLARION_ENV", "development"),
+            database_url=normalise_database_url(
+                environ.get("DATABASE_URL") or _default_database_url()
+            ),
+            redis_url=environ.get("REDIS_URL", cls.redis_url),
+            smtp_url=environ.get("SMTP_URL", cls.smtp_url),
+            base_url=environ.get("BASE_URL", cls.base_url).rstrip("/"),
+            secret_keys=secret_keys or (DEV_SECRET,),
+            mail_from=environ.get("MAIL_FROM", cls.mail_from),
+            organisation_name=environ.get("ORGANISATION_NAME", cls.organisation_name),
+            postal_address=environ.get("POSTAL_ADDRESS", cls.postal_address),
+            unsubscribe_mailto=environ.get("UNSUBSCRIBE_MAILTO", cls.unsubscribe_mailto),
+            import_dir=Path(environ.get("IMPORT_DIR") or cls.import_dir),
+            capture_dir=Path(environ.get("CAPTURE_DIR") or cls.capture_dir),
+            queue_prefix=environ.get("QUEUE_PREFIX", cls.queue_prefix),
+            batch_size=_int(environ, "SEND_BATCH_SIZE", cls.batch_size),
+            lease_seconds=_int(environ, "SEND_LEASE_SECONDS", cls.lease_seconds),
+            max_send_attempts=_int(environ, "SEND_MAX_ATTEMPTS", cls.max_send_attempts),
+            retry_base_seconds=_int(environ, "SEND_RETRY_BASE_SECONDS", cls.retry_base_seconds),
+            error_pause_threshold=_float(
+                environ, "SEND_ERROR_PAUSE_THRESHOLD", cls.error_pause_threshold
+            ),
+            smtp_max_connections=_int(environ, "SMTP_MAX_CONNECTIONS", cls.smtp_max_connections),
+            smtp_max_rate=_float(environ, "SMTP_MAX_RATE", cls.smtp_max_rate),
+            dkim_selector=environ.get("DKIM_SELECTOR") or None,
+            dkim_domain=environ.get("DKIM_DOMAIN") or None,
+            dkim_private_key=environ.get("DKIM_PRIVATE_KEY") or None,
+            ses_topic_arns=tuple(
+                arn.strip() for arn in environ.get("SES_TOPIC_ARNS", "").split(",") if arn.strip()
+            ),
+            webhook_secret=environ.get("WEBHOOK_SECRET") or None,
+            soft_bounce_limit=_int(environ, "SOFT_BOUNCE_LIMIT", cls.soft_bounce_limit),
+        )
+        settings.smtp  # noqa: B018 - parse now so a bad SMTP_URL fails at start-up
+        if settings.is_production:
+            settings.check_production()
+        return settings
+
+    def check_production(self) -> None:
+        """Refuse to run production on development defaults."""
+        problems = []
+        if self.secret_keys == (DEV_SECRET,) or any(len(k) < 32 for k in self.secret_keys):
+            problems.append("SECRET_KEYS must hold secrets of at least 32 characters")
+        if self.database_url.startswith("sqlite"):
+            problems.append("DATABASE_URL must point at PostgreSQL")
+        if self.base_url.startswith("http://127.0.0.1") or self.base_url.startswith(
+            "http://localhost"
+        ):
+            problems.append("BASE_URL must be the public address supporters reach")
+        if problems:
+            raise ConfigError("Refusing to start in production: " + "; ".join(problems))

@@ -1,0 +1,1 @@
+"""Mailings: compose, freeze, snapshot the audience and send."""

@@ -1,0 +1,3 @@
+"""Mailings API (compose, preview, test send, send, pause, resume, cancel, status)."""
+
+blueprints: list = []

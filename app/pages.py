@@ -1,0 +1,21 @@
+"""Server-rendered pages that are not part of the JSON API."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+home = Blueprint("home", __name__)
+
+
+@home.get("/")
+def index():
+    return render_template("index.html")
+
+
+@home.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+def register_pages(app) -> None:
+    app.register_blueprint(home)

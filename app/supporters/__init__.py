@@ -1,0 +1,1 @@
+"""Supporters, their consent history, lists, tags and saved segments."""

@@ -1,0 +1,8 @@
+"""`clarion supporters …`: import and export supporters."""
+
+import click
+
+
+@click.group("supporters")
+def supporters_cli() -> None:
+    """Import and export supporters."""

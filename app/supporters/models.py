@@ -1,0 +1,237 @@
+"""Supporter records and how they are grouped."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import BigId, JsonDict, UtcDateTime, utcnow
+from app.extensions import db
+
+
+class SubscriptionStatus(enum.StrEnum):
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+# Statuses that mean "never email again" until the supporter opts back in themselves.
+SUPPRESSED_STATUSES = (
+    SubscriptionStatus.UNSUBSCRIBED,
+    SubscriptionStatus.BOUNCED,
+    SubscriptionStatus.COMPLAINED,
+)
+
+status_enum = Enum(
+    SubscriptionStatus,
+    name="subscription_status",
+    values_callable=lambda members: [m.value for m in members],
+    validate_strings=True,
+)
+
+# The standard fields of a supporter; anything else a CSV or the API brings is a custom field.
+STANDARD_FIELDS = ("email", "first_name", "last_name", "postcode", "country", "language", "source")
+
+
+class Supporter(db.Model):
+    __tablename__ = "supporters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(40))
+    country: Mapped[str | None] = mapped_column(String(2))
+    language: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(200))
+    custom_fields: Mapped[dict] = mapped_column(JsonDict, default=dict)
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        status_enum, default=SubscriptionStatus.SUBSCRIBED, index=True
+    )
+    soft_bounce_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    lists: Mapped[list[MailingList]] = relationship(
+        secondary="list_memberships", back_populates="supporters", lazy="selectin"
+    )
+    tags: Mapped[list[Tag]] = relationship(
+        secondary="supporter_tags", back_populates="supporters", lazy="selectin"
+    )
+    history: Mapped[list[SubscriptionChange]] = relationship(
+        back_populates="supporter",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="SubscriptionChange.id",
+    )
+
+    @property
+    def is_suppressed(self) -> bool:
+        return self.status in SUPPRESSED_STATUSES
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+
+class SubscriptionChange(db.Model):
+    """One change of subscription status: the consent record (when, how, by whom)."""
+
+    __tablename__ = "subscription_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(
+        ForeignKey("supporters.id", ondelete="CASCADE"), index=True
+    )
+    old_status: Mapped[SubscriptionStatus | None] = mapped_column(status_enum)
+    new_status: Mapped[SubscriptionStatus] = mapped_column(status_enum)
+    channel: Mapped[str] = mapped_column(String(40))  # import, api, one_click, link, bounce, …
+    actor: Mapped[str | None] = mapped_column(String(200))  # token name, import id, "supporter"
+    detail: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    supporter: Mapped[Supporter] = relationship(back_populates="history")
+
+
+class MailingList(db.Model):
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    supporters: Mapped[list[Supporter]] = relationship(
+        secondary="list_memberships", back_populates="lists", lazy="noload"
+    )
+
+
+class ListMembership(db.Model):
+    __tablename__ = "list_memberships"
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    supporter_id: Mapped[int] = mapped_column(
+        ForeignKey("supporters.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_list_memberships_supporter_id", "supporter_id"),)
+
+
+class Tag(db.Model):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    supporters: Mapped[list[Supporter]] = relationship(
+        secondary="supporter_tags", back_populates="tags", lazy="noload"
+    )
+
+
+class SupporterTag(db.Model):
+    __tablename__ = "supporter_tags"
+
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(
+        ForeignKey("supporters.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    __table_args__ = (Index("ix_supporter_tags_supporter_id", "supporter_id"),)
+
+
+class CustomField(db.Model):
+    """A custom field name seen on some supporter, so templates can be checked against it."""
+
+    __tablename__ = "custom_fields"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Segment(db.Model):
+    """A saved audience: include/exclude lists and tags plus field conditions, stored as data."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    definition: Mapped[dict] = mapped_column(JsonDict, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ErasedEmail(db.Model):
+    """A one-way hash of an erased supporter's address that was suppressed when erased.
+
+    Erasure removes the person, but a later import of an old export must not make them
+    "subscribed" again; the hash remembers the opt-out without keeping the address.
+    """
+
+    __tablename__ = "erased_emails"
+
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[SubscriptionStatus] = mapped_column(status_enum)
+    erased_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ImportStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SupporterImport(db.Model):
+    """A CSV import: where the file is, how far it got and what it changed."""
+
+    __tablename__ = "supporter_imports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    stored_path: Mapped[str] = mapped_column(String(1000))
+    list_name: Mapped[str | None] = mapped_column(String(200))
+    tag_names: Mapped[list] = mapped_column(JsonDict, default=list)
+    source: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[ImportStatus] = mapped_column(
+        Enum(
+            ImportStatus,
+            name="import_status",
+            values_callable=lambda members: [m.value for m in members],
+        ),
+        default=ImportStatus.QUEUED,
+    )
+    total_rows: Mapped[int | None] = mapped_column()
+    processed_rows: Mapped[int] = mapped_column(default=0)
+    created_count: Mapped[int] = mapped_column(default=0)
+    updated_count: Mapped[int] = mapped_column(default=0)
+    unchanged_count: Mapped[int] = mapped_column(default=0)
+    rejected_count: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ImportRejection(db.Model):
+    """A CSV row an import could not use, with its row number and why."""
+
+    __tablename__ = "import_rejections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    import_id: Mapped[int] = mapped_column(
+        ForeignKey("supporter_imports.id", ondelete="CASCADE"), index=True
+    )
+    row_number: Mapped[int] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("import_id", "row_number"),)

@@ -1,0 +1,1 @@
+"""Signed per-recipient links, opens, clicks and the machine/human distinction."""

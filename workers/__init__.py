@@ -1,0 +1,1 @@
+"""RQ job functions (thin) and the worker entry points."""
