@@ -1,0 +1,85 @@
+"""Redis connection, Clarion's named RQ queues, and enqueueing only after the commit.
+
+A job enqueued before the transaction that created its rows commits can run before those rows
+are visible (or after they were rolled back), so services call `enqueue_after_commit` and the
+jobs are pushed to Redis by the session's after_commit hook.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class QueueName(enum.StrEnum):
+    SEND = "send"  # mailing batches: latency matters, keep it free of slow work
+    IMPORTS = "imports"
+    DEFAULT = "default"
+
+
+@cache
+def redis_connection(url: str) -> Redis:
+    return Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5)
+
+
+def queue_key(settings: Settings, name: QueueName | str) -> str:
+    return f"{settings.queue_prefix}:{QueueName(name).value}"
+
+
+def get_queue(settings: Settings, name: QueueName | str) -> Queue:
+    return Queue(
+        queue_key(settings, name),
+        connection=redis_connection(settings.redis_url),
+        serializer=JSONSerializer,
+    )
+
+
+def all_queues(settings: Settings) -> list[Queue]:
+    # Order is priority order for a worker listening on all of them.
+    return [get_queue(settings, name) for name in (QueueName.SEND, QueueName.DEFAULT, QueueName.IMPORTS)]
+
+
+@dataclass
+class PendingJob:
+    settings: Settings
+    queue: QueueName
+    func: str
+    args: tuple
+    options: dict = field(default_factory=dict)
+
+
+def enqueue_after_commit(
+    session: Session, settings: Settings, queue: QueueName, func: str, *args, **options
+) -> None:
+    """Enqueue `func(*args)` on `queue` once `session` commits; drop it if it rolls back."""
+    session.info.setdefault("clarion_pending_jobs", []).append(
+        PendingJob(settings, queue, func, args, options)
+    )
+
+
+def enqueue_now(settings: Settings, queue: QueueName, func: str, *args, **options):
+    return get_queue(settings, queue).enqueue_call(func, args=args, **options)
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_pending(session: Session) -> None:
+    for job in session.info.pop("clarion_pending_jobs", []):
+        enqueue_now(job.settings, job.queue, job.func, *job.args, **job.options)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction) -> None:
+    if not session.in_transaction():
+        session.info.pop("clarion_pending_jobs", None)
