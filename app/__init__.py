@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -23,8 +22,9 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_REDOC_PATH="docs",
-        OPENAPI_REDOC_URL="/static/vendor/redoc.standalone.js",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/api/v1/docs/assets/",
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         MAX_CONTENT_LENGTH=512 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )

@@ -33,14 +33,19 @@ class SmtpSettings:
             raise ConfigError(f"SMTP_URL must start with smtp:// or smtps://, got {url!r}")
         query = parse_qs(parts.query)
         use_ssl = parts.scheme == "smtps"
+        try:
+            port = parts.port or (465 if use_ssl else 25)
+            timeout = float(query.get("timeout", ["30"])[0])
+        except ValueError as exc:
+            raise ConfigError(f"SMTP_URL has a bad port or timeout: {url!r}") from exc
         return cls(
             host=parts.hostname or "127.0.0.1",
-            port=parts.port or (465 if use_ssl else 25),
+            port=port,
             use_ssl=use_ssl,
             starttls=_truthy(query.get("starttls", ["0"])[0]),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
-            timeout=float(query.get("timeout", ["30"])[0]),
+            timeout=timeout,
         )
 
 

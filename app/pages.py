@@ -18,4 +18,8 @@ def healthz():
 
 
 def register_pages(app) -> None:
+    from app.devmail import register_devmail
+
     app.register_blueprint(home)
+    if not app.config["CLARION"].is_production:
+        register_devmail(app)

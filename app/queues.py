@@ -70,7 +70,7 @@ def enqueue_after_commit(
 
 
 def enqueue_now(settings: Settings, queue: QueueName, func: str, *args, **options):
-    return get_queue(settings, queue).enqueue_call(func, args=args, **options)
+    return get_queue(settings, queue).enqueue(func, *args, **options)
 
 
 @event.listens_for(Session, "after_commit")

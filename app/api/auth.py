@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from functools import wraps
 
 from flask import g, request
@@ -26,7 +27,9 @@ def require_role(required: Role):
             header = request.headers.get("Authorization", "")
             scheme, _, secret = header.partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():
-                raise ApiError(401, "unauthorized", "An 'Authorization: Bearer <token>' header is required.")
+                raise ApiError(
+                    401, "unauthorized", "An 'Authorization: Bearer <token>' header is required."
+                )
             token = find_active_token(secret.strip())
             if token is None:
                 raise ApiError(401, "unauthorized", "The API token is unknown or has been revoked.")
@@ -41,6 +44,21 @@ def require_role(required: Role):
             return view(*args, **kwargs)
 
         wrapper._required_role = required  # noqa: SLF001 - read when documenting security
+        _document_role(wrapper, required)
         return wrapper
 
     return decorator
+
+
+def _document_role(view, required: Role) -> None:
+    """Tell the OpenAPI document which role the view needs and how it refuses others."""
+    lead, _, rest = (view.__doc__ or "").strip().partition("\n")
+    note = f"Needs an API token with the `{required.value}` role or higher."
+    view.__doc__ = "\n\n".join(part for part in (lead, rest.strip(), note) if part)
+    apidoc = deepcopy(getattr(view, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    manual["security"] = [{"bearerAuth": []}]
+    responses = manual.setdefault("responses", {})
+    responses.setdefault(401, "UNAUTHORIZED")
+    responses.setdefault(403, "FORBIDDEN")
+    view._apidoc = apidoc

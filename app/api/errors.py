@@ -10,7 +10,35 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 log = logging.getLogger(__name__)
 
 # Werkzeug's names ("Unprocessable Entity") become stable machine codes ("unprocessable_entity").
-CODE_OVERRIDES = {422: "validation_error", 401: "unauthorized", 403: "forbidden"}
+CODE_OVERRIDES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    413: "payload_too_large",
+    422: "validation_error",
+}
+WEBARGS_LOCATIONS = ("json", "query", "form", "files", "headers", "cookies", "json_or_form")
+
+# The documented form of every error body (see `error_body`).
+ERROR_JSON_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "example": "validation_error"},
+                "message": {"type": "string"},
+                "details": {
+                    "type": "object",
+                    "description": "Field messages for validation errors; otherwise "
+                    "error-specific context (often empty).",
+                },
+            },
+        }
+    },
+}
 
 
 class ApiError(HTTPException):
@@ -35,14 +63,27 @@ def http_error_response(exc: HTTPException):
         return error_body(status, exc.error_code, exc.description, exc.details)
     # webargs/flask-smorest put validation messages in exc.data["messages"].
     data = getattr(exc, "data", None) or {}
-    details = data.get("messages") or data.get("errors")
+    details = _flatten_locations(data.get("messages") or data.get("errors"))
     code = CODE_OVERRIDES.get(status) or (exc.name or "error").lower().replace(" ", "_")
     message = data.get("message") or exc.description or exc.name
+    if status == 422 and not data.get("message"):
+        message = "Some of the input is invalid; see details."
+    if status == 400 and isinstance(details, dict) and "json" in details:
+        code, message = "invalid_json", "The request body is not valid JSON."
     response = error_body(status, code, message, details)
-    for header, value in (exc.get_headers() if status == 405 else []):
+    for header, value in exc.get_headers() if status == 405 else []:
         if header.lower() == "allow":
             response.headers["Allow"] = value
     return response
+
+
+def _flatten_locations(messages):
+    """Drop webargs' location level ({"json": {...}}) when only one location failed."""
+    if isinstance(messages, dict) and len(messages) == 1:
+        ((location, inner),) = messages.items()
+        if location in WEBARGS_LOCATIONS and isinstance(inner, dict):
+            return inner
+    return messages
 
 
 def unexpected_error_response(exc: Exception):

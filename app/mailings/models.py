@@ -57,6 +57,7 @@ class Mailing(db.Model):
     # holding merge fields and link placeholders, and the subject template.
     frozen_html: Mapped[str | None] = mapped_column(Text)
     frozen_text: Mapped[str | None] = mapped_column(Text)
+    frozen_subject: Mapped[str | None] = mapped_column(Text)
     frozen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     total_recipients: Mapped[int] = mapped_column(default=0)

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from app.supporters.models import SubscriptionChange, SubscriptionStatus, Supporter
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from app.db import dialect_name, utcnow
+from app.extensions import db
+from app.supporters.csvformat import email_hash  # the one hash erased_emails and imports share
+from app.supporters.models import (
+    STANDARD_FIELDS,
+    CustomField,
+    ErasedEmail,
+    ListMembership,
+    MailingList,
+    SubscriptionChange,
+    SubscriptionStatus,
+    Supporter,
+    SupporterTag,
+    Tag,
+)
 
 
 def change_status(
@@ -31,3 +49,359 @@ def change_status(
     )
     supporter.status = new_status
     return True
+
+
+PROFILE_FIELDS = tuple(f for f in STANDARD_FIELDS if f != "email")
+
+
+class InvalidSupporterData(ValueError):
+    """Input a service cannot use; `details` maps field names to messages."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.details = details or {}
+
+
+class SupporterConflict(Exception):
+    """A request that clashes with stored state (duplicate, refused resubscription …)."""
+
+    def __init__(self, code: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def normalise_email(raw: str) -> str:
+    """Return the address stripped and lower-cased, or raise InvalidSupporterData."""
+    email = (raw or "").strip().lower()
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidSupporterData("Invalid email address.", {"email": [str(exc)]}) from exc
+    return email
+
+
+def find_by_email(email: str) -> Supporter | None:
+    return db.session.scalar(select(Supporter).where(Supporter.email == email))
+
+
+def upsert_supporter(data: dict, *, actor: str, channel: str = "api") -> tuple[Supporter, bool]:
+    """Create the supporter with data["email"] or update the existing one; return (it, created).
+
+    Never resubscribes a suppressed address: not through a missing status, and not through a
+    re-created one whose erased hash remembers the opt-out, unless `consent` is given.
+    """
+    email = normalise_email(data["email"])
+    lists_by_name(data.get("lists") or ())  # refuse unknown lists before changing anything
+    supporter = find_by_email(email)
+    if supporter is not None:
+        update_supporter(supporter, {k: v for k, v in data.items() if k != "email"}, actor=actor)
+        return supporter, False
+
+    wanted = SubscriptionStatus(data.get("status") or SubscriptionStatus.SUBSCRIBED)
+    consent = data.get("consent")
+    erased = db.session.get(ErasedEmail, email_hash(email))
+    # Record the first status before anything flushes: a flush would apply the column default
+    # and change_status would then see nothing to record.
+    supporter = Supporter(email=email, custom_fields={})
+    if erased is not None and wanted == SubscriptionStatus.SUBSCRIBED and not consent:
+        change_status(
+            supporter,
+            erased.status,
+            channel=channel,
+            actor=actor,
+            detail="re-created after erasure; the earlier opt-out still applies",
+        )
+    else:
+        if erased is not None:
+            db.session.delete(erased)
+        change_status(
+            supporter,
+            wanted,
+            channel=consent["channel"] if consent else channel,
+            actor=actor,
+            detail=consent.get("detail") if consent else "created",
+        )
+    db.session.add(supporter)
+    _apply_profile(supporter, data)
+    _apply_groups(supporter, data)
+    db.session.flush()
+    return supporter, True
+
+
+def update_supporter(supporter: Supporter, data: dict, *, actor: str) -> Supporter:
+    """Apply the given fields (absent ones stay as they are); does not commit."""
+    lists_by_name(data.get("lists") or ())  # refuse unknown lists before changing anything
+    if data.get("email") is not None:
+        email = normalise_email(data["email"])
+        if email != supporter.email and find_by_email(email) is not None:
+            raise SupporterConflict(
+                "duplicate_email", "Another supporter already has that address.", {"email": email}
+            )
+    else:
+        email = supporter.email
+    # The status is checked (and may be refused) before any field changes.
+    if data.get("status") is not None:
+        set_status(supporter, data["status"], consent=data.get("consent"), actor=actor)
+    supporter.email = email
+    _apply_profile(supporter, data)
+    _apply_groups(supporter, data)
+    db.session.flush()
+    return supporter
+
+
+def set_status(supporter: Supporter, status, *, consent: dict | None, actor: str) -> bool:
+    """Change status on request; a suppressed supporter is resubscribed only with their consent."""
+    status = SubscriptionStatus(status)
+    if status == SubscriptionStatus.SUBSCRIBED and supporter.is_suppressed and not consent:
+        raise SupporterConflict(
+            "resubscribe_requires_consent",
+            f"This supporter is {supporter.status.value}; only their own opt-in may resubscribe "
+            "them. Send `consent` with the channel and detail of that opt-in.",
+            {"status": supporter.status.value},
+        )
+    if consent:
+        return change_status(
+            supporter, status, channel=consent["channel"], actor=actor, detail=consent.get("detail")
+        )
+    return change_status(supporter, status, channel="api", actor=actor)
+
+
+def _apply_profile(supporter: Supporter, data: dict) -> None:
+    for name in PROFILE_FIELDS:
+        if name in data:
+            setattr(supporter, name, data[name] or None)
+    custom = data.get("custom_fields")
+    if custom:
+        merged = dict(supporter.custom_fields or {})
+        for key, value in custom.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        supporter.custom_fields = merged  # a new dict, so the JSON column is seen as changed
+        register_custom_fields([k for k, v in custom.items() if v is not None])
+
+
+def _apply_groups(supporter: Supporter, data: dict) -> None:
+    if data.get("lists"):
+        add_to_lists(supporter, data["lists"])
+    if data.get("tags"):
+        add_tags(supporter, data["tags"])
+
+
+def register_custom_fields(names) -> None:
+    """Remember custom field names so templates can be checked against them."""
+    names = sorted(set(names))
+    if not names:
+        return
+    known = set(db.session.scalars(select(CustomField.name).where(CustomField.name.in_(names))))
+    for name in names:
+        if name not in known:
+            if dialect_name(db.session) == "postgresql":
+                db.session.execute(
+                    pg_insert(CustomField).values(name=name).on_conflict_do_nothing()
+                )
+            else:
+                db.session.add(CustomField(name=name))
+
+
+def lists_by_name(names) -> list[MailingList]:
+    """Return the named lists, or raise InvalidSupporterData naming those that do not exist."""
+    names = sorted({n.strip() for n in names if n and n.strip()})
+    found = {
+        m.name: m
+        for m in db.session.scalars(select(MailingList).where(MailingList.name.in_(names)))
+    }
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise InvalidSupporterData(
+            "Unknown lists; create them first.",
+            {"lists": [f"No list named {n!r}." for n in missing]},
+        )
+    return [found[n] for n in names]
+
+
+def tags_by_name(names, *, create: bool = True) -> list[Tag]:
+    """Return the named tags, creating missing ones (tags are cheap, lists are not)."""
+    names = sorted({n.strip() for n in names if n and n.strip()})
+    found = {t.name: t for t in db.session.scalars(select(Tag).where(Tag.name.in_(names)))}
+    for name in names:
+        if name not in found and create:
+            found[name] = Tag(name=name)
+            db.session.add(found[name])
+    return [found[n] for n in names if n in found]
+
+
+def add_to_lists(supporter: Supporter, names) -> None:
+    for mailing_list in lists_by_name(names):
+        if mailing_list not in supporter.lists:
+            supporter.lists.append(mailing_list)
+
+
+def add_tags(supporter: Supporter, names) -> None:
+    for tag in tags_by_name(names):
+        if tag not in supporter.tags:
+            supporter.tags.append(tag)
+
+
+def remove_tag(supporter: Supporter, name: str) -> bool:
+    """Untag the supporter; return False when they did not have the tag."""
+    for tag in supporter.tags:
+        if tag.name == name:
+            supporter.tags.remove(tag)
+            return True
+    return False
+
+
+def add_list_members(mailing_list: MailingList, supporter_ids=(), emails=()) -> dict:
+    """Add supporters (by id or address) to a list; report what was added and what was unknown."""
+    ids = set(supporter_ids)
+    normalised = {e.strip().lower(): e for e in emails}
+    by_email = dict(
+        db.session.execute(
+            select(Supporter.email, Supporter.id).where(Supporter.email.in_(list(normalised)))
+        ).all()
+    )
+    found_ids = set(db.session.scalars(select(Supporter.id).where(Supporter.id.in_(list(ids)))))
+    wanted = found_ids | set(by_email.values())
+    present = set(
+        db.session.scalars(
+            select(ListMembership.supporter_id).where(
+                ListMembership.list_id == mailing_list.id,
+                ListMembership.supporter_id.in_(list(wanted)),
+            )
+        )
+    )
+    for supporter_id in sorted(wanted - present):
+        db.session.add(ListMembership(list_id=mailing_list.id, supporter_id=supporter_id))
+    db.session.flush()
+    return {
+        "added": len(wanted - present),
+        "already_members": len(present),
+        "not_found": {
+            "supporter_ids": sorted(ids - found_ids),
+            "emails": sorted(raw for norm, raw in normalised.items() if norm not in by_email),
+        },
+    }
+
+
+def remove_list_member(mailing_list: MailingList, supporter_id: int) -> bool:
+    result = db.session.execute(
+        delete(ListMembership).where(
+            ListMembership.list_id == mailing_list.id, ListMembership.supporter_id == supporter_id
+        )
+    )
+    return result.rowcount > 0
+
+
+def erase_supporter(supporter: Supporter) -> None:
+    """Delete the person (GDPR erasure); remember only a hash if they had opted out.
+
+    Memberships, tags and consent history go with the row by cascade; deliveries and bounce
+    events keep their rows with supporter_id set to NULL, so mailing counts survive.
+    """
+    if supporter.is_suppressed:
+        key = email_hash(supporter.email)
+        erased = db.session.get(ErasedEmail, key)
+        if erased is None:
+            db.session.add(ErasedEmail(email_hash=key, status=supporter.status))
+        else:
+            erased.status = supporter.status
+    db.session.delete(supporter)
+    db.session.flush()
+
+
+def member_counts() -> dict[int, tuple[int, int]]:
+    """Map list id to (members, subscribed members)."""
+    subscribed = func.count().filter(Supporter.status == SubscriptionStatus.SUBSCRIBED)
+    rows = db.session.execute(
+        select(ListMembership.list_id, func.count(), subscribed)
+        .join(Supporter, Supporter.id == ListMembership.supporter_id)
+        .group_by(ListMembership.list_id)
+    )
+    return {list_id: (total, subs) for list_id, total, subs in rows}
+
+
+def tag_counts() -> dict[int, int]:
+    rows = db.session.execute(
+        select(SupporterTag.tag_id, func.count()).group_by(SupporterTag.tag_id)
+    )
+    return dict(rows.all())
+
+
+def export_supporter(supporter: Supporter) -> dict:
+    """Gather everything stored about one person (the GDPR access request), JSON-ready."""
+    from app.mailings.models import BounceEvent, Delivery, Mailing
+
+    memberships = db.session.execute(
+        select(MailingList.id, MailingList.name, ListMembership.created_at)
+        .join(ListMembership, ListMembership.list_id == MailingList.id)
+        .where(ListMembership.supporter_id == supporter.id)
+        .order_by(MailingList.id)
+    )
+    deliveries = db.session.execute(
+        select(Delivery, Mailing.name, Mailing.subject)
+        .join(Mailing, Mailing.id == Delivery.mailing_id)
+        .where(Delivery.supporter_id == supporter.id)
+        .order_by(Delivery.id)
+    )
+    bounces = db.session.scalars(
+        select(BounceEvent).where(BounceEvent.supporter_id == supporter.id).order_by(BounceEvent.id)
+    )
+    return {
+        "exported_at": _iso(utcnow()),
+        "supporter": {
+            "id": supporter.id,
+            "email": supporter.email,
+            **{name: getattr(supporter, name) for name in PROFILE_FIELDS},
+            "status": supporter.status.value,
+            "soft_bounce_count": supporter.soft_bounce_count,
+            "created_at": _iso(supporter.created_at),
+            "updated_at": _iso(supporter.updated_at),
+        },
+        "custom_fields": dict(supporter.custom_fields or {}),
+        "lists": [
+            {"id": i, "name": name, "joined_at": _iso(joined)} for i, name, joined in memberships
+        ],
+        "tags": [tag.name for tag in sorted(supporter.tags, key=lambda t: t.name)],
+        "consent_history": [change_as_dict(change) for change in supporter.history],
+        "deliveries": [
+            {
+                "mailing_id": d.mailing_id,
+                "mailing_name": name,
+                "subject": subject,
+                "status": d.status.value,
+                "attempts": d.attempts,
+                "sent_at": _iso(d.sent_at),
+                "message_id": d.message_id,
+            }
+            for d, name, subject in deliveries
+        ],
+        "bounce_events": [
+            {
+                "kind": b.kind.value,
+                "source": b.source,
+                "mailing_id": b.mailing_id,
+                "detail": b.detail,
+                "occurred_at": _iso(b.occurred_at),
+            }
+            for b in bounces
+        ],
+    }
+
+
+def change_as_dict(change: SubscriptionChange) -> dict:
+    return {
+        "old_status": change.old_status.value if change.old_status else None,
+        "new_status": change.new_status.value,
+        "channel": change.channel,
+        "actor": change.actor,
+        "detail": change.detail,
+        "changed_at": _iso(change.changed_at),
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 11:10:17.059538
+Create Date: 2026-11-25 11:49:19.441669
 
 """
 from alembic import op
@@ -70,6 +70,7 @@ def upgrade():
     sa.Column('scheduled_at', app.db.UtcDateTime(timezone=True), nullable=True),
     sa.Column('frozen_html', sa.Text(), nullable=True),
     sa.Column('frozen_text', sa.Text(), nullable=True),
+    sa.Column('frozen_subject', sa.Text(), nullable=True),
     sa.Column('frozen_at', app.db.UtcDateTime(timezone=True), nullable=True),
     sa.Column('total_recipients', sa.Integer(), nullable=False),
     sa.Column('batch_count', sa.Integer(), nullable=False),
@@ -131,6 +132,7 @@ def upgrade():
     )
     with op.batch_alter_table('supporters', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_supporters_status'), ['status'], unique=False)
+        batch_op.create_index('ix_supporters_subscribed_id', ['id'], unique=False, postgresql_where=sa.text("status = 'subscribed'"), sqlite_where=sa.text("status = 'subscribed'"))
 
     op.create_table('tags',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -183,7 +185,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('list_id', 'supporter_id', name=op.f('pk_list_memberships'))
     )
     with op.batch_alter_table('list_memberships', schema=None) as batch_op:
-        batch_op.create_index('ix_list_memberships_supporter_id', ['supporter_id'], unique=False)
+        batch_op.create_index('ix_list_memberships_supporter_id', ['supporter_id', 'list_id'], unique=False)
 
     op.create_table('mailing_links',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -218,7 +220,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('tag_id', 'supporter_id', name=op.f('pk_supporter_tags'))
     )
     with op.batch_alter_table('supporter_tags', schema=None) as batch_op:
-        batch_op.create_index('ix_supporter_tags_supporter_id', ['supporter_id'], unique=False)
+        batch_op.create_index('ix_supporter_tags_supporter_id', ['supporter_id', 'tag_id'], unique=False)
 
     op.create_table('bounce_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -274,6 +276,7 @@ def downgrade():
     op.drop_table('deliveries')
     op.drop_table('tags')
     with op.batch_alter_table('supporters', schema=None) as batch_op:
+        batch_op.drop_index('ix_supporters_subscribed_id', postgresql_where=sa.text("status = 'subscribed'"), sqlite_where=sa.text("status = 'subscribed'"))
         batch_op.drop_index(batch_op.f('ix_supporters_status'))
 
     op.drop_table('supporters')

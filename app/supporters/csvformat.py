@@ -1,0 +1,375 @@
+"""Reading supporter CSV files: decoding, dialect, header aliases, and cleaning each row.
+
+One parser for every database: the importer hands it a path and gets back clean rows and
+rejections; only the writing differs between PostgreSQL and SQLite.
+
+Choices worth knowing:
+- Emails are stripped and lower-cased as a whole. The local part is case-sensitive in theory,
+  but no mainstream mailbox provider treats it so, and people type their address in any case;
+  keeping "Ann@x.org" and "ann@x.org" apart would create duplicate supporters and, worse, let an
+  unsubscribe recorded under one spelling miss mail sent to the other.
+- Only a bad or missing email (or an unknown status) rejects a row. Other bad values are dropped
+  or cut so the supporter is still imported: an invalid country code or language is dropped,
+  names and source are cut at their column length, a postcode longer than 40 characters is
+  dropped (a cut postcode is a wrong one), control characters are removed.
+- A cell the exporter protected against formula injection ("'=…") loses its leading quote, so
+  an export imported back changes nothing.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from email_validator import EmailNotValidError, validate_email
+
+from app.supporters.models import SubscriptionStatus
+
+MAX_LINE_BYTES = 1024 * 1024  # a longer "line" is not a CSV of supporters
+MAX_CUSTOM_VALUE = 2000
+MAX_RAW = 2000
+FIELD_LIMITS = {"first_name": 200, "last_name": 200, "source": 200}
+
+# Header names, compared after lower-casing and dropping everything but letters and digits.
+# A few German, French and Spanish names too, as exports from European tools use them.
+ALIASES = {
+    "email": ("email", "emailaddress", "mail", "emailadress", "mailaddress", "courriel", "correo"),
+    "first_name": ("firstname", "first", "givenname", "forename", "fname", "vorname", "prénom"),
+    "last_name": ("lastname", "last", "surname", "familyname", "lname", "nachname", "nom"),
+    "postcode": ("postcode", "postalcode", "zip", "zipcode", "postcodezip", "plz", "codepostal"),
+    "country": ("country", "countrycode", "land", "pays", "país"),
+    "language": ("language", "lang", "locale", "preferredlanguage", "sprache", "langue"),
+    "source": ("source", "signupsource"),
+    "status": ("status", "subscriptionstatus", "emailstatus"),
+}
+_ALIAS_TO_FIELD = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+
+# A status column may only make a *new* supporter suppressed; it never changes an existing one.
+STATUS_VALUES = {
+    "": SubscriptionStatus.SUBSCRIBED,
+    "subscribed": SubscriptionStatus.SUBSCRIBED,
+    "active": SubscriptionStatus.SUBSCRIBED,
+    "unsubscribed": SubscriptionStatus.UNSUBSCRIBED,
+    "optedout": SubscriptionStatus.UNSUBSCRIBED,
+    "optout": SubscriptionStatus.UNSUBSCRIBED,
+    "bounced": SubscriptionStatus.BOUNCED,
+    "cleaned": SubscriptionStatus.BOUNCED,
+    "complained": SubscriptionStatus.COMPLAINED,
+    "spam": SubscriptionStatus.COMPLAINED,
+}
+
+ISO_COUNTRIES = frozenset(
+    """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
+    BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC
+    EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK
+    HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB
+    LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ
+    NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU
+    RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN
+    TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW""".split()  # noqa: SIM905
+)
+COUNTRY_ALIASES = {"UK": "GB"}
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
+
+# Plain ASCII addresses that email_validator certainly accepts unchanged (after lower-casing);
+# anything else (IDN, quoted, special-use domains, odd lengths) goes to email_validator itself.
+_FAST_EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+# Columns of Clarion's own export that are not imported (the database keeps its own timestamps).
+_OWN_COLUMNS = frozenset({"created_at", "updated_at"})
+_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+
+# Control characters: line breaks and tabs become spaces, the rest (NUL, C1, …) are removed.
+_CONTROL = {c: None for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL.update({ord("\t"): " ", ord("\n"): " ", ord("\r"): " ", 0x2028: " ", 0x2029: " "})
+_FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+_FORMULA_START = ("'=", "'+", "'-", "'@")
+
+
+class CsvFileError(ValueError):
+    """The file as a whole cannot be imported; the message says why in words staff understand."""
+
+
+@dataclass(slots=True)
+class SupporterRow:
+    row_number: int
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    postcode: str | None = None
+    country: str | None = None
+    language: str | None = None
+    source: str | None = None
+    status: SubscriptionStatus = SubscriptionStatus.SUBSCRIBED
+    custom: dict = field(default_factory=dict)
+
+    def merge(self, later: SupporterRow) -> None:
+        """Fold a later row for the same address into this one: its non-empty values win."""
+        for name in ("first_name", "last_name", "postcode", "country", "language", "source"):
+            value = getattr(later, name)
+            if value is not None:
+                setattr(self, name, value)
+        if later.status != SubscriptionStatus.SUBSCRIBED:
+            self.status = later.status
+        self.custom.update(later.custom)
+        self.row_number = later.row_number
+
+
+@dataclass(slots=True)
+class Rejection:
+    row_number: int
+    reason: str
+    raw: str
+
+
+def email_hash(email: str) -> str:
+    """Return the hash ErasedEmail stores for a (normalised) address."""
+    return hashlib.sha256(email.encode()).hexdigest()
+
+
+def normalise_email(value: str) -> str:
+    """Return the address stripped and lower-cased, or raise EmailNotValidError."""
+    value = value.strip()
+    if value.startswith(_FORMULA_START):
+        value = value[1:]
+    email = value.lower()
+    if len(email) <= 254 and _FAST_EMAIL.fullmatch(email):
+        local, _, domain = email.partition("@")
+        if (
+            len(local) <= 64
+            and "--" not in domain
+            and domain.rpartition(".")[2] not in _SPECIAL_TLDS
+        ):
+            return email
+    if not email:
+        raise EmailNotValidError("The email address is empty.")
+    return validate_email(value, check_deliverability=False).normalized.lower()
+
+
+def clean_text(value: str) -> str | None:
+    """Strip a cell, remove control characters and an exporter's anti-formula quote."""
+    if not value.isprintable():
+        value = value.translate(_CONTROL)
+    value = value.strip()
+    if value.startswith(_FORMULA_START):
+        value = value[1:]
+    return value or None
+
+
+def protect_formula(value: str) -> str:
+    """Quote a cell a spreadsheet would run as a formula (OWASP's CSV injection advice)."""
+    if value and value[0] in _FORMULA_TRIGGERS:
+        return "'" + value
+    return value
+
+
+def custom_field_name(header: str) -> str:
+    """Turn a column header into a custom field name usable as a merge field."""
+    return re.sub(r"[^0-9a-z]+", "_", header.strip().lower()).strip("_")[:100]
+
+
+def _alias_key(header: str) -> str:
+    return re.sub(r"[\W_]", "", header.lower())
+
+
+class SupporterCsv:
+    """A supporter CSV on disk: check it once, then stream clean rows in chunks."""
+
+    def __init__(self, path):
+        self.path = path
+        self.delimiter = ","
+        self.columns: dict[str, int] = {}
+        self.custom_columns: list[tuple[str, int]] = []
+        self.header_width = 0
+
+    def check(self) -> int:
+        """Read the whole file once; return its number of data rows or raise CsvFileError."""
+        rows = 0
+        for _row_number, _fields in self._records():
+            rows += 1
+        return rows
+
+    def chunks(self, size: int, source: str | None = None) -> Iterator[tuple[int, list, list]]:
+        """Yield (rows read, clean rows merged by email, rejections) per `size` data rows."""
+        merged: dict[str, SupporterRow] = {}
+        rejections: list[Rejection] = []
+        read = 0
+        for row_number, fields in self._records():
+            read += 1
+            parsed = self._parse(row_number, fields, source)
+            if isinstance(parsed, Rejection):
+                rejections.append(parsed)
+            elif (earlier := merged.get(parsed.email)) is not None:
+                earlier.merge(parsed)
+            else:
+                merged[parsed.email] = parsed
+            if read % size == 0:
+                yield read, list(merged.values()), rejections
+                merged, rejections = {}, []
+        if merged or rejections or read % size:
+            yield read, list(merged.values()), rejections
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        """Yield (row number, fields) for each non-blank data row; the header is row 1."""
+        with open(self.path, "rb") as f:
+            lines = _LineDecoder(f)
+            reader = csv.reader(lines, delimiter=self._sniff(f), strict=False)
+            row_number = 0
+            try:
+                header = next(reader, None)
+                if header is None:
+                    raise CsvFileError("The file is empty.")
+                row_number = 1
+                self._map_header(header)
+                for fields in reader:
+                    row_number += 1
+                    if any(fields):
+                        yield row_number, fields
+            except _DecodeError as exc:
+                raise CsvFileError(
+                    f"The file is not UTF-8 text: row {row_number + 1} (line {exc.line}) has "
+                    f"byte 0x{exc.byte:02X} at byte offset {exc.offset}, which is not valid "
+                    'UTF-8. Save it as "CSV UTF-8" and upload it again.'
+                ) from None
+            except csv.Error as exc:
+                raise CsvFileError(
+                    f"Row {row_number + 1} cannot be read as CSV ({exc}); is a quote left unclosed?"
+                ) from None
+
+    def _sniff(self, f: BinaryIO) -> str:
+        start = f.read(4096)
+        f.seek(0)
+        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise CsvFileError('The file is UTF-16 text; save it as "CSV UTF-8" and try again.')
+        if not start.strip(b"\xef\xbb\xbf \r\n\t"):
+            raise CsvFileError("The file is empty.")
+        header = re.sub(rb'"[^"]*"', b"", start.split(b"\n", 1)[0])  # quoted names may hold any
+        counts = {d: header.count(d.encode()) for d in (",", ";", "\t")}
+        self.delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+        return self.delimiter
+
+    def _map_header(self, header: list[str]) -> None:
+        self.header_width = len(header)
+        self.columns, self.custom_columns = {}, []
+        custom_seen = set()
+        for index, raw_name in enumerate(header):
+            name = (clean_text(raw_name) or "").lstrip("\ufeff")
+            standard = _ALIAS_TO_FIELD.get(_alias_key(name))
+            if standard:
+                self.columns.setdefault(standard, index)
+            elif (custom := custom_field_name(name)) and custom not in custom_seen | _OWN_COLUMNS:
+                custom_seen.add(custom)
+                self.custom_columns.append((custom, index))
+        if "email" not in self.columns:
+            seen = ", ".join(repr(h) for h in header[:20])
+            raise CsvFileError(
+                f'The file has no email column (looked for a header such as "email" or '
+                f'"E-mail"; with delimiter {self.delimiter!r} the header is {seen}).'
+            )
+
+    @property
+    def custom_field_names(self) -> list[str]:
+        return [name for name, _ in self.custom_columns]
+
+    def _parse(self, row_number: int, fields: list[str], source: str | None):
+        width = len(fields)
+        if width > self.header_width and any(fields[self.header_width :]):
+            return self._reject(
+                row_number,
+                fields,
+                f"row has {width} fields but the header has {self.header_width} "
+                "(an unquoted delimiter inside a value?)",
+            )
+        columns = self.columns
+        raw_email = fields[columns["email"]] if columns["email"] < width else ""
+        try:
+            email = normalise_email(raw_email)
+        except EmailNotValidError as exc:
+            reason = "missing email" if not raw_email.strip() else f"invalid email: {exc}"
+            return self._reject(row_number, fields, reason)
+        except Exception as exc:  # email_validator on hostile input must not stop the import
+            return self._reject(row_number, fields, f"invalid email: {exc}")
+        row = SupporterRow(row_number, email)
+        for name, index in columns.items():
+            if name == "email" or index >= width or not fields[index]:
+                continue
+            value = clean_text(fields[index])
+            if value is None:
+                continue
+            if name == "status":
+                status = STATUS_VALUES.get(re.sub(r"[\s_-]", "", value.lower()))
+                if status is None:
+                    return self._reject(row_number, fields, f"unknown status {value[:40]!r}")
+                row.status = status
+            elif name == "country":
+                code = value.upper()
+                code = COUNTRY_ALIASES.get(code, code)
+                row.country = code if code in ISO_COUNTRIES else None
+            elif name == "language":
+                code = value.lower().replace("_", "-")
+                row.language = code if len(code) <= 16 and _LANGUAGE.fullmatch(code) else None
+            elif name == "postcode":
+                row.postcode = value if len(value) <= 40 else None
+            else:
+                setattr(row, name, value[: FIELD_LIMITS[name]])
+        if row.source is None and source:
+            row.source = source[:200]
+        for name, index in self.custom_columns:
+            if index < width and fields[index] and (value := clean_text(fields[index])):
+                row.custom[name] = value[:MAX_CUSTOM_VALUE]
+        return row
+
+    def _reject(self, row_number: int, fields: list[str], reason: str) -> Rejection:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(fields)
+        raw = out.getvalue().replace("\x00", "")[:MAX_RAW]
+        return Rejection(row_number, reason.replace("\x00", ""), raw)
+
+
+class _DecodeError(Exception):
+    def __init__(self, line: int, offset: int, byte: int):
+        self.line, self.offset, self.byte = line, offset, byte
+
+
+class _LineDecoder:
+    """Iterate a binary file as UTF-8 text lines, saying exactly where a bad byte is.
+
+    Splitting on b"\\n" is safe in UTF-8 (the byte never occurs inside a multi-byte character),
+    and decoding line by line lets the error name the line and byte offset.
+    """
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.line = 0
+        self.offset = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        raw = self.f.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            raise StopIteration
+        self.line += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise CsvFileError(
+                f"Line {self.line} is longer than {MAX_LINE_BYTES // 1024} KiB; "
+                "this does not look like a CSV file of supporters."
+            )
+        if self.line == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[3:]
+            self.offset = 3
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _DecodeError(self.line, self.offset + exc.start, raw[exc.start]) from None
+        self.offset += len(raw)
+        return text

@@ -1,0 +1,193 @@
+"""Benchmark the supporter CSV import on PostgreSQL: time, rows/s and peak memory.
+
+    .venv/bin/python -m bench.bench_import [--rows 1000000] [--small 100000] [--keep-files]
+
+For each size it makes a CSV, recreates the scratch database `clarion_bench`, imports the file
+and imports it again (every row unchanged). Each import runs in a fresh child process, so the
+peak RSS printed is the import's own; the small file shows memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASE = "clarion_bench"
+
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Dara",
+    "Emeka",
+    "Farah",
+    "Gustavo",
+    "Hana",
+    "Ivan",
+    "Jia",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Omar",
+    "Priya",
+]
+LAST = [
+    "Abebe",
+    "Brown",
+    "Chen",
+    "Diallo",
+    "Evans",
+    "Fischer",
+    "García",
+    "Haddad",
+    "Ivanova",
+    "Jones",
+    "Kim",
+    "López",
+    "Müller",
+]
+DOMAINS = ["example.org", "mail.example.com", "example.net", "posteo.example", "riseup.example"]
+COUNTRIES = ["GB", "de", "FR", "us", "KE", "br", "IN", ""]
+SOURCES = ["petition-2023", "march", "website", ""]
+ASCII_FOLD = str.maketrans("éíóüá", "eioua")
+
+
+def make_csv(path: Path, rows: int, seed: int = 1) -> None:
+    """Write a supporter CSV of `rows` rows from small fixed lists (Faker is far too slow)."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write("Email,First Name,Last Name,Postcode,Country,Language,Source,Member ID,Team\n")
+        for i in range(rows):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            # Addresses are plain ASCII as nearly all real ones are; names need not be.
+            local = f"{first}.{last}".translate(ASCII_FOLD)
+            f.write(
+                f"{local}.{i}@{rng.choice(DOMAINS)},{first},{last},"
+                f"{rng.randint(10000, 99999)},{rng.choice(COUNTRIES)},en,"
+                f"{rng.choice(SOURCES)},M{i:07d},{rng.choice(('red', 'blue', ''))}\n"
+            )
+
+
+def database_url() -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
+
+
+def settings_for(import_dir: Path):
+    from app.config import Settings, normalise_database_url
+
+    return Settings(database_url=normalise_database_url(database_url()), import_dir=import_dir)
+
+
+def recreate_database(import_dir: Path) -> None:
+    """Drop and create the scratch database and migrate it to the current schema."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    process = multiprocessing.get_context("spawn").Process(target=_migrate, args=(import_dir,))
+    process.start()
+    process.join()
+    if process.exitcode:
+        raise SystemExit("migrating the bench database failed")
+
+
+def _migrate(import_dir: Path) -> None:
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    app = create_app(settings_for(import_dir))
+    with app.app_context():
+        upgrade()
+
+
+def _import_child(path: Path, import_dir: Path, options: dict, results) -> None:
+    from app import create_app
+    from app.supporters.importer import import_file
+
+    app = create_app(settings_for(import_dir))
+    with app.app_context():
+        started = time.perf_counter()
+        done = import_file(path, settings=app.config["CLARION"], **options)
+        seconds = time.perf_counter() - started
+        results.put(
+            {
+                "status": str(done.status),
+                "error": done.error,
+                "seconds": seconds,
+                "rows": done.processed_rows,
+                "created": done.created_count,
+                "updated": done.updated_count,
+                "unchanged": done.unchanged_count,
+                "rejected": done.rejected_count,
+                "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+
+
+def run_import(path: Path, import_dir: Path, options: dict) -> dict:
+    """Import `path` in a fresh child process and return its figures."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_import_child, args=(path, import_dir, options, results))
+    process.start()
+    figures = results.get()
+    process.join()
+    return figures
+
+
+def report(label: str, figures: dict) -> None:
+    rate = figures["rows"] / figures["seconds"] if figures["seconds"] else 0
+    print(
+        f"{label:<22} {figures['seconds']:7.1f} s {rate:10,.0f} rows/s "
+        f"peak RSS {figures['max_rss_mib']:6.0f} MiB  status={figures['status']} "
+        f"created={figures['created']} updated={figures['updated']} "
+        f"unchanged={figures['unchanged']} rejected={figures['rejected']}",
+        flush=True,
+    )
+    if figures["error"]:
+        print(f"  error: {figures['error']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=100_000, help="0 to skip the small file")
+    parser.add_argument("--list", help="add every imported supporter to this list")
+    parser.add_argument("--tag", action="append", default=[], help="and tag them (repeatable)")
+    parser.add_argument("--keep-files", action="store_true")
+    args = parser.parse_args()
+    options = {"list_name": args.list, "tag_names": args.tag}
+    print(f"list={args.list!r} tags={args.tag!r}")
+    sizes = sorted({n for n in (args.small, args.rows) if n > 0})
+    with tempfile.TemporaryDirectory(prefix="clarion-bench-") as tmp:
+        tmpdir = Path(tmp)
+        for rows in sizes:
+            path = tmpdir / f"supporters-{rows}.csv"
+            started = time.perf_counter()
+            make_csv(path, rows)
+            print(
+                f"{rows:,} rows: generated {path.stat().st_size / 2**20:.0f} MiB CSV in "
+                f"{time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
+            recreate_database(tmpdir)
+            report(f"import {rows:,}", run_import(path, tmpdir, options))
+            report(f"re-import {rows:,}", run_import(path, tmpdir, options))
+            if args.keep_files:
+                kept = Path.cwd() / path.name
+                path.rename(kept)
+                print(f"  kept {kept}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""Freeze a mailing once: MJML → HTML → inlined CSS → tracked links → three Jinja templates.
+
+Everything expensive happens here, once per mailing. What comes out still holds the merge fields
+and per-recipient URLs, so MessageFactory only renders three compiled templates per recipient.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from jinja2 import Template, TemplateError
+from lxml import etree
+from mjml import mjml2html
+from premailer import Premailer
+
+from mailers.merge import html_env, text_env, validate_template
+from mailers.text import html_to_text
+
+
+class FreezeError(ValueError):
+    """The mailing cannot be turned into a sendable template; the message says why."""
+
+
+class FrozenLink(NamedTuple):
+    position: int
+    url: str
+    is_honeypot: bool
+
+
+HONEYPOT_POSITION = 0
+_TOKEN_PREFIX = "CLRNVAR"
+_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_TOKEN = re.compile(_TOKEN_PREFIX + r"(\d+)X")
+_LAYOUT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+_URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+")
+_REMOTE_CSS = re.compile(r"<link\b[^>]*>|@import\b[^;]*;", re.IGNORECASE)
+_ORGANISATION = re.compile(r"\{\{-?\s*organisation_name\s*-?\}\}")
+_UNSUBSCRIBE_HREF = 'href="{{ unsubscribe_url }}"'
+_UNSUBSCRIBE_TEXT = "{{ unsubscribe_url }}"
+
+_DEFAULT_HEAD = """<mj-head>
+  <mj-attributes>
+    <mj-all font-family="Helvetica, Arial, sans-serif" />
+    <mj-text font-size="16px" line-height="24px" color="#1f2933" />
+  </mj-attributes>
+</mj-head>"""
+
+_FOOTER_MJML = """
+<mj-section padding="8px 0 32px">
+  <mj-column>
+    <mj-divider border-color="#cbd2d9" border-width="1px" padding="0 25px 8px" />
+    <mj-text font-size="13px" line-height="20px" color="#3e4c59">
+      <p><strong>Why you got this:</strong> you asked {org} to email you about urgent
+      human-rights actions.</p>
+      <p><a href="{{{{ unsubscribe_url }}}}" style="color:#1f4e8c">Unsubscribe</a> &middot;
+      <a href="{{{{ preferences_url }}}}" style="color:#1f4e8c">Update your email preferences</a>
+      &middot; <a href="{{{{ view_in_browser_url }}}}" style="color:#1f4e8c">View this email in
+      your browser</a></p>
+      <p>{org}<br />{address}</p>
+    </mj-text>
+  </mj-column>
+</mj-section>
+"""
+
+_TEXT_FOOTER = """
+
+--
+Why you got this: you asked {org} to email you about urgent human-rights actions.
+Unsubscribe: {{{{ unsubscribe_url }}}}
+Update your email preferences: {{{{ preferences_url }}}}
+
+{org}
+{address}
+"""
+
+_HIDDEN_STYLE = (
+    "display:none;visibility:hidden;mso-hide:all;font-size:0;line-height:0;max-height:0;"
+    "max-width:0;width:0;height:0;opacity:0;overflow:hidden"
+)
+
+
+@dataclass(frozen=True, eq=False)
+class FrozenMailing:
+    subject_source: str
+    html_source: str
+    text_source: str
+    links: tuple[FrozenLink, ...]
+    subject_template: Template = field(repr=False)
+    html_template: Template = field(repr=False)
+    text_template: Template = field(repr=False)
+
+    @classmethod
+    def from_sources(
+        cls,
+        subject_source: str,
+        html_source: str,
+        text_source: str,
+        links: list[tuple[int, str, bool]] | tuple[tuple[int, str, bool], ...],
+    ) -> FrozenMailing:
+        """Rebuild a frozen mailing from its stored strings and links, without MJML."""
+        if _UNSUBSCRIBE_HREF not in html_source or _UNSUBSCRIBE_TEXT not in text_source:
+            raise FreezeError("a frozen mailing must carry an unsubscribe link in both parts")
+        try:
+            subject_template = text_env.from_string(subject_source)
+            html_template = html_env.from_string(html_source)
+            text_template = text_env.from_string(text_source)
+        except TemplateError as exc:
+            raise FreezeError(f"the frozen mailing does not compile: {exc}") from exc
+        return cls(
+            subject_source=subject_source,
+            html_source=html_source,
+            text_source=text_source,
+            links=tuple(FrozenLink(int(p), str(u), bool(h)) for p, u, h in links),
+            subject_template=subject_template,
+            html_template=html_template,
+            text_template=text_template,
+        )
+
+
+def freeze(
+    subject: str | None,
+    preheader: str | None,
+    body_mjml: str | None,
+    body_text: str | None,
+    layout: str | None,
+    *,
+    organisation_name: str,
+    postal_address: str,
+    templates_dir: Path | str,
+    allowed_fields: set[str] | None = None,
+    honeypot_url: str | None = None,
+) -> FrozenMailing:
+    """Render a mailing once into subject, HTML and text templates plus its tracked links."""
+    layout_parts = _load_layout(Path(templates_dir), layout) if layout else {}
+    subject = (subject or layout_parts.get("subject") or "").strip()
+    body_mjml = body_mjml or layout_parts.get("body_mjml")
+    body_text = body_text or layout_parts.get("body_text")
+    preheader = (preheader or "").strip()
+    if not subject:
+        raise FreezeError("the mailing has no subject")
+    if not body_mjml:
+        raise FreezeError("the mailing has no body")
+    for value, what in ((organisation_name, "organisation name"), (postal_address, "address")):
+        if not value.strip() or "{" in value or "}" in value:
+            raise FreezeError(f"the {what} must be set and may not contain braces")
+    if allowed_fields is not None:
+        _validate_all(subject, preheader, body_mjml, body_text, allowed_fields)
+
+    tokens = _Tokens()
+    for source in (preheader, body_mjml):
+        if _TOKEN_PREFIX in source:
+            raise FreezeError(f"the mailing may not contain the text {_TOKEN_PREFIX}")
+    org = html.escape(organisation_name.strip())
+    address = html.escape(postal_address.strip())
+    # The organisation's name is the same for every recipient: fill it in now.
+    subject = _ORGANISATION.sub(lambda _: organisation_name.strip(), subject)
+    preheader = _ORGANISATION.sub(lambda _: organisation_name.strip(), preheader)
+    body_mjml = _ORGANISATION.sub(lambda _: org, body_mjml)
+    if body_text:
+        body_text = _ORGANISATION.sub(lambda _: organisation_name.strip(), body_text)
+    document = _mjml_document(body_mjml, _FOOTER_MJML.format(org=org, address=address))
+    compiled = _mjml_to_html(tokens.protect(document))
+    compiled = _inline_css(_REMOTE_CSS.sub("", compiled))
+    root = etree.fromstring(compiled, etree.HTMLParser())
+    body = root.find(".//body")
+    if body is None:
+        raise FreezeError("MJML produced no <body>")
+
+    links = _track_links(root, tokens)
+    if body_text:
+        text = body_text.strip() + _TEXT_FOOTER.format(
+            org=organisation_name.strip(), address=postal_address.strip()
+        )
+        text = _track_text_links(text, links)
+    else:
+        text = tokens.restore(html_to_text(root))
+    honeypot_target = honeypot_url or next((link.url for link in links), "")
+    links.insert(0, FrozenLink(HONEYPOT_POSITION, honeypot_target, True))
+    _add_preheader(body, tokens.protect(preheader))
+    _add_honeypot(body, tokens.token_for(_click(HONEYPOT_POSITION)))
+    _add_open_pixel(body, tokens.token_for("{{ open_url }}"))
+
+    serialised = etree.tostring(root, method="html", encoding="unicode", doctype="<!DOCTYPE html>")
+    tokens.check_all_present(serialised)
+    html_source = tokens.restore(serialised).replace("\r\n", "\n").rstrip("\n") + "\n"
+    return FrozenMailing.from_sources(subject, html_source, text, links)
+
+
+def _click(position: int) -> str:
+    return "{{ click_url }}/" + str(position)
+
+
+class _Tokens:
+    """Swap Jinja tags for opaque words that MJML, premailer and lxml leave alone."""
+
+    def __init__(self) -> None:
+        self._tags: list[str] = []
+
+    def token_for(self, tag: str) -> str:
+        self._tags.append(tag)
+        return f"{_TOKEN_PREFIX}{len(self._tags) - 1}X"
+
+    def protect(self, source: str) -> str:
+        return _JINJA_TAG.sub(lambda match: self.token_for(match.group()), source)
+
+    def restore(self, text: str) -> str:
+        return _TOKEN.sub(lambda match: self._tags[int(match.group(1))], text)
+
+    def tag_of(self, token: str) -> str | None:
+        match = _TOKEN.fullmatch(token)
+        return self._tags[int(match.group(1))] if match else None
+
+    def check_all_present(self, text: str) -> None:
+        found = [int(n) for n in _TOKEN.findall(text)]
+        seen = set(found)
+        for index, tag in enumerate(self._tags):
+            if index not in seen:
+                raise FreezeError(
+                    f"the template tag {tag!r} was lost while building the HTML: MJML "
+                    "attributes such as width must be plain values, and {% if %} or {% for %} "
+                    "blocks belong inside one mj-text or mj-raw element"
+                )
+        # The HTML parser may move stray text out of tables; a block tag moved past its
+        # partner would change what the template means.
+        blocks = [n for n in found if self._tags[n].startswith("{%")]
+        if blocks != sorted(set(blocks)):
+            raise FreezeError(
+                "a {% … %} block tag was moved while building the HTML; put {% if %} and "
+                "{% for %} blocks inside one mj-text or mj-raw element"
+            )
+
+
+def _load_layout(templates_dir: Path, layout: str) -> dict[str, str]:
+    if not _LAYOUT_NAME.match(layout):
+        raise FreezeError(f"unknown layout {layout!r}")
+    folder = templates_dir / layout
+    if not (folder / "body.mjml").is_file():
+        raise FreezeError(f"unknown layout {layout!r}")
+    parts = {"body_mjml": (folder / "body.mjml").read_text(encoding="utf-8")}
+    for name, key in (("subject.txt", "subject"), ("body.txt", "body_text")):
+        if (folder / name).is_file():
+            parts[key] = (folder / name).read_text(encoding="utf-8")
+    return parts
+
+
+def _validate_all(subject, preheader, body_mjml, body_text, allowed_fields) -> None:
+    problems = []
+    for label, source in (
+        ("subject", subject),
+        ("preheader", preheader),
+        ("body", body_mjml),
+        ("text body", body_text),
+    ):
+        problems += [
+            f"{label}: {error}" for error in validate_template(source or "", allowed_fields)
+        ]
+    if problems:
+        raise FreezeError("; ".join(problems))
+
+
+def _mjml_document(body_mjml: str, footer: str) -> str:
+    source = body_mjml.strip()
+    if "<mjml" not in source:
+        return f'<mjml lang="en">{_DEFAULT_HEAD}<mj-body>{source}{footer}</mj-body></mjml>'
+    end = source.rfind("</mj-body>")
+    if end < 0:
+        raise FreezeError("the MJML document has no </mj-body>")
+    # The footer goes in here rather than in the staff's MJML so it cannot be left out.
+    return source[:end] + footer + source[end:]
+
+
+def _mjml_to_html(source: str) -> str:
+    try:
+        return mjml2html(source, disable_comments=True)
+    except Exception as exc:  # mjml-python raises plain exceptions for bad input
+        raise FreezeError(f"the MJML could not be rendered: {exc}") from exc
+
+
+def _inline_css(markup: str) -> str:
+    premailer = Premailer(
+        markup,
+        keep_style_tags=True,
+        remove_classes=False,
+        strip_important=False,
+        disable_validation=True,
+        # No <link> stylesheets, no local files: freezing never reads anything but the HTML.
+        allow_network=False,
+        allow_loading_external_files=False,
+        cssutils_logging_level=logging.CRITICAL,
+    )
+    return premailer.transform(pretty_print=False)
+
+
+def _track_links(root: etree._Element, tokens: _Tokens) -> list[FrozenLink]:
+    links: list[FrozenLink] = []
+    for anchor in root.iter("a", "area"):
+        href = (anchor.get("href") or "").strip()
+        if _TOKEN_PREFIX in href or href.startswith(("mailto:", "tel:", "#")) or not href:
+            continue  # per-recipient URLs and URLs built from merge fields stay as written
+        scheme = href.split(":", 1)[0].lower() if ":" in href else ""
+        if scheme not in ("http", "https"):
+            raise FreezeError(f"links must be http(s), mailto: or tel:, not {href[:80]!r}")
+        position = len(links) + 1
+        links.append(FrozenLink(position, href, False))
+        anchor.set("href", tokens.token_for(_click(position)))
+    return links
+
+
+def _track_text_links(text: str, links: list[FrozenLink]) -> str:
+    by_url = {}
+    for link in links:
+        by_url.setdefault(link.url, link.position)
+
+    def replace(match: re.Match) -> str:
+        url = match.group().rstrip(".,;:!?)")
+        if url not in by_url:
+            by_url[url] = len(links) + 1
+            links.append(FrozenLink(by_url[url], url, False))
+        return _click(by_url[url]) + match.group()[len(url) :]
+
+    return _URL_IN_TEXT.sub(replace, text)
+
+
+def _add_preheader(body: etree._Element, protected_preheader: str) -> None:
+    if not protected_preheader:
+        return
+    span = etree.Element("span", {"class": "preheader", "style": _HIDDEN_STYLE})
+    span.text = protected_preheader
+    body.insert(0, span)
+
+
+def _add_honeypot(body: etree._Element, href_token: str) -> None:
+    # A link no person can see or reach by keyboard; link scanners follow it, so a click on it
+    # marks the click as a machine's (FrozenLink.is_honeypot).
+    wrapper = etree.Element("div", {"style": _HIDDEN_STYLE, "aria-hidden": "true"})
+    etree.SubElement(
+        wrapper,
+        "a",
+        {
+            "href": href_token,
+            "tabindex": "-1",
+            "aria-hidden": "true",
+            "data-clarion-honeypot": "1",
+            "style": _HIDDEN_STYLE,
+        },
+    )
+    body.insert(0, wrapper)
+
+
+def _add_open_pixel(body: etree._Element, src_token: str) -> None:
+    etree.SubElement(
+        body,
+        "img",
+        {
+            "src": src_token,
+            "width": "1",
+            "height": "1",
+            "alt": "",
+            "style": "display:block;border:0;width:1px;height:1px",
+        },
+    )

@@ -1,0 +1,147 @@
+"""Deliver built messages over one long-lived SMTP connection."""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+
+from app.config import SmtpSettings
+
+
+class DeliveryError(Exception):
+    """A message was not accepted; `code` is the SMTP reply code when there was one."""
+
+    def __init__(self, reply: str, code: int | None = None):
+        super().__init__(f"{code} {reply}" if code else reply)
+        self.code = code
+        self.reply = reply
+
+
+class TemporaryFailure(DeliveryError):
+    """Try again later: a 4xx reply, or the connection itself failed."""
+
+
+class PermanentFailure(DeliveryError):
+    """The server refused this message for good (5xx on MAIL, RCPT or DATA)."""
+
+
+def _reply_text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+def _classify(code: int, reply: bytes | str) -> DeliveryError:
+    cls = PermanentFailure if 500 <= code < 600 else TemporaryFailure
+    return cls(_reply_text(reply), code)
+
+
+class SmtpTransport:
+    """Send many messages through one connection, reconnecting when the server drops it."""
+
+    def __init__(self, smtp_settings: SmtpSettings):
+        self.settings = smtp_settings
+        self._smtp: smtplib.SMTP | None = None
+        self.connections_opened = 0
+
+    def __enter__(self) -> SmtpTransport:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def send(self, mail_from: str, rcpt: str, data: bytes) -> None:
+        """Deliver one message to one recipient or raise TemporaryFailure/PermanentFailure."""
+        options = ["SMTPUTF8"] if not (mail_from.isascii() and rcpt.isascii()) else []
+        reused = self._smtp is not None
+        try:
+            self._send_once(mail_from, rcpt, data, options)
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            # A reused connection may have been closed by the server while idle: one retry on a
+            # fresh connection. A fresh connection failing the same way is a real failure.
+            self._drop()
+            if not reused:
+                raise TemporaryFailure(f"connection lost: {exc}") from exc
+            try:
+                self._send_once(mail_from, rcpt, data, options)
+            except (smtplib.SMTPServerDisconnected, ConnectionError) as again:
+                self._drop()
+                raise TemporaryFailure(f"connection lost: {again}") from again
+
+    def close(self) -> None:
+        """Say QUIT and close the connection, if one is open."""
+        if self._smtp is None:
+            return
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            self._smtp.quit()
+        self._drop()
+
+    def _send_once(self, mail_from: str, rcpt: str, data: bytes, options: list[str]) -> None:
+        smtp = self._connection()
+        try:
+            smtp.sendmail(mail_from, [rcpt], data, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = exc.recipients.get(rcpt, (450, b"recipient refused"))
+            raise _classify(code, reply) from exc
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            raise _classify(exc.smtp_code, exc.smtp_error) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise PermanentFailure(f"the server cannot take this message: {exc}") from exc
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except smtplib.SMTPResponseException as exc:
+            self._reset()
+            raise _classify(exc.smtp_code, exc.smtp_error) from exc
+        except TimeoutError as exc:
+            self._drop()  # the session is in an unknown state mid-command
+            raise TemporaryFailure(f"SMTP server timed out: {exc}") from exc
+        except ConnectionError:
+            self._drop()
+            raise  # send() retries once on a fresh connection
+        except OSError as exc:
+            self._drop()
+            raise TemporaryFailure(f"SMTP connection failed: {exc}") from exc
+        except smtplib.SMTPException as exc:
+            self._reset()
+            raise TemporaryFailure(str(exc)) from exc
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is not None and self._smtp.sock is not None:
+            return self._smtp
+        self._drop()
+        s = self.settings
+        try:
+            if s.use_ssl:
+                smtp = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout, context=ssl.create_default_context()
+                )
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            try:
+                if s.starttls and not s.use_ssl:
+                    smtp.starttls(context=ssl.create_default_context())
+                if s.username:
+                    smtp.login(s.username, s.password or "")
+            except BaseException:
+                smtp.close()
+                raise
+        except smtplib.SMTPResponseException as exc:
+            # Connection, TLS and login problems say nothing about the recipient: temporary.
+            raise TemporaryFailure(_reply_text(exc.smtp_error), exc.smtp_code) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TemporaryFailure(f"cannot connect to {s.host}:{s.port}: {exc}") from exc
+        self.connections_opened += 1
+        self._smtp = smtp
+        return smtp
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(OSError):
+                self._smtp.close()
+        self._smtp = None
