@@ -103,6 +103,10 @@ class Settings:
     queue_prefix: str = "clarion"
     batch_size: int = 250
     lease_seconds: int = 60
+    # Sent rows are recorded in groups of this many (or every 0.2 s): the most messages a
+    # worker killed at the worst moment can have had accepted by SMTP but not yet recorded.
+    record_every: int = 20
+    clock_interval: float = 5.0
     max_send_attempts: int = 5
     retry_base_seconds: int = 60
     error_pause_threshold: float = 0.2
@@ -148,6 +152,8 @@ class Settings:
             queue_prefix=environ.get("QUEUE_PREFIX", cls.queue_prefix),
             batch_size=_int(environ, "SEND_BATCH_SIZE", cls.batch_size),
             lease_seconds=_int(environ, "SEND_LEASE_SECONDS", cls.lease_seconds),
+            record_every=max(1, _int(environ, "SEND_RECORD_EVERY", cls.record_every)),
+            clock_interval=_float(environ, "CLOCK_INTERVAL_SECONDS", cls.clock_interval),
             max_send_attempts=_int(environ, "SEND_MAX_ATTEMPTS", cls.max_send_attempts),
             retry_base_seconds=_int(environ, "SEND_RETRY_BASE_SECONDS", cls.retry_base_seconds),
             error_pause_threshold=_float(

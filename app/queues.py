@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, field
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 
 from redis import Redis
 from rq import Queue
@@ -51,22 +51,16 @@ def all_queues(settings: Settings) -> list[Queue]:
     return [get_queue(settings, name) for name in (QueueName.SEND, QueueName.DEFAULT, QueueName.IMPORTS)]
 
 
-@dataclass
-class PendingJob:
-    settings: Settings
-    queue: QueueName
-    func: str
-    args: tuple
-    options: dict = field(default_factory=dict)
+def call_after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once `session` commits; forget it if the session rolls back."""
+    session.info.setdefault("clarion_after_commit", []).append(callback)
 
 
 def enqueue_after_commit(
     session: Session, settings: Settings, queue: QueueName, func: str, *args, **options
 ) -> None:
     """Enqueue `func(*args)` on `queue` once `session` commits; drop it if it rolls back."""
-    session.info.setdefault("clarion_pending_jobs", []).append(
-        PendingJob(settings, queue, func, args, options)
-    )
+    call_after_commit(session, partial(enqueue_now, settings, queue, func, *args, **options))
 
 
 def enqueue_now(settings: Settings, queue: QueueName, func: str, *args, **options):
@@ -74,12 +68,12 @@ def enqueue_now(settings: Settings, queue: QueueName, func: str, *args, **option
 
 
 @event.listens_for(Session, "after_commit")
-def _enqueue_pending(session: Session) -> None:
-    for job in session.info.pop("clarion_pending_jobs", []):
-        enqueue_now(job.settings, job.queue, job.func, *job.args, **job.options)
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop("clarion_after_commit", []):
+        callback()
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, previous_transaction) -> None:
+def _drop_after_commit(session: Session, previous_transaction) -> None:
     if not session.in_transaction():
-        session.info.pop("clarion_pending_jobs", None)
+        session.info.pop("clarion_after_commit", None)

@@ -46,7 +46,9 @@ class Mailing(db.Model):
     # {"include_lists": [...], "exclude_lists": [...], "include_tags": [...],
     #  "exclude_tags": [...], "segments": [...]} — ids, resolved when the audience is snapshotted.
     audience: Mapped[dict] = mapped_column(JsonDict, default=dict)
-    send_rate: Mapped[float | None] = mapped_column(Float)  # messages/second; None = as fast as allowed
+    send_rate: Mapped[float | None] = mapped_column(
+        Float
+    )  # messages/second; None = as fast as allowed
     status: Mapped[MailingStatus] = mapped_column(
         _enum(MailingStatus, "mailing_status"), default=MailingStatus.DRAFT, index=True
     )
@@ -112,10 +114,13 @@ class Delivery(db.Model):
         ForeignKey("supporters.id", ondelete="SET NULL")
     )
     batch_no: Mapped[int] = mapped_column()
+    # Server defaults let the audience snapshot INSERT … SELECT only ids and batch numbers.
     status: Mapped[DeliveryStatus] = mapped_column(
-        _enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.QUEUED
+        _enum(DeliveryStatus, "delivery_status"),
+        default=DeliveryStatus.QUEUED,
+        server_default=DeliveryStatus.QUEUED.value,
     )
-    attempts: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     message_id: Mapped[str | None] = mapped_column(String(300))
@@ -124,7 +129,8 @@ class Delivery(db.Model):
 
     __table_args__ = (
         UniqueConstraint("mailing_id", "supporter_id"),
-        Index("ix_deliveries_mailing_batch_status", "mailing_id", "batch_no", "status"),
+        # Serves the batch claim (mailing, status, batch) and "anything left to send?".
+        Index("ix_deliveries_mailing_status_batch", "mailing_id", "status", "batch_no"),
         Index("ix_deliveries_message_id", "message_id"),
         Index("ix_deliveries_supporter_id", "supporter_id"),
     )

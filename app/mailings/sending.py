@@ -1,0 +1,384 @@
+"""Send one batch of a mailing: claim rows with a lease, build, send over one SMTP connection,
+record each acceptance.
+
+Exactly-once bound: a row is marked `sent` (with its Message-ID) in groups of at most
+`settings.record_every` messages, or every 0.2 s, right after the SMTP server accepted them.
+A worker killed at the worst moment leaves at most that many accepted-but-unrecorded rows;
+their lease runs out and they are sent again. Nothing can be lost: a row only leaves
+`sending` when it is recorded sent, failed, deferred or released.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import load_only
+
+from app.config import Settings
+from app.db import utcnow
+from app.extensions import db
+from app.mailings.models import (
+    BounceEvent,
+    BounceKind,
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingStatus,
+)
+from app.mailings.recipients import factories, recipient_for, sender_of
+from app.mailings.throttle import ConnectionSlots, RateLimiter
+from app.queues import redis_connection
+from app.supporters.models import SubscriptionStatus, Supporter
+from app.supporters.services import change_status
+from app.tracking.tokens import TokenService
+from mailers.message import InvalidAddress
+from mailers.transport import DeliveryError, PermanentFailure, SmtpTransport, TemporaryFailure
+
+log = logging.getLogger(__name__)
+
+PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+RECORD_INTERVAL = 0.2
+MIN_ATTEMPTS_FOR_ERROR_RATE = 50
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    released: int = 0
+    stopped_because: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def claim_rows(mailing_id: int, batch_no: int, lease_seconds: int) -> list[int]:
+    """Lease the batch's sendable rows to this worker; return their ids (commits)."""
+    now = utcnow()
+    candidates = (
+        select(Delivery.id)
+        .where(
+            Delivery.mailing_id == mailing_id,
+            Delivery.batch_no == batch_no,
+            (Delivery.status == DeliveryStatus.QUEUED)
+            | ((Delivery.status == DeliveryStatus.DEFERRED) & (Delivery.next_attempt_at <= now))
+            | ((Delivery.status == DeliveryStatus.SENDING) & (Delivery.lease_until < now)),
+        )
+        .order_by(Delivery.id)
+        # PostgreSQL: two jobs for the same batch split the rows instead of waiting on each
+        # other. SQLite ignores it; its single writer lock already serialises the claim.
+        .with_for_update(skip_locked=True)
+    )
+    ids = db.session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=DeliveryStatus.SENDING,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=Delivery.attempts + 1,
+            last_error=None,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    return sorted(ids)
+
+
+class _Recorder:
+    """Record accepted messages in small groups; every write goes through here."""
+
+    def __init__(self, settings: Settings, mailing_id: int):
+        self.settings = settings
+        self.mailing_id = mailing_id
+        self.accepted: list[dict] = []
+        self.last_flush = time.monotonic()
+
+    def accept(self, delivery_id: int, message_id: str) -> None:
+        self.accepted.append({"id": delivery_id, "message_id": message_id, "sent_at": utcnow()})
+        if (
+            len(self.accepted) >= self.settings.record_every
+            or time.monotonic() - self.last_flush >= RECORD_INTERVAL
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.accepted:
+            db.session.execute(
+                update(Delivery).execution_options(synchronize_session=False),
+                [dict(row, status=DeliveryStatus.SENT, lease_until=None) for row in self.accepted],
+            )
+        db.session.commit()
+        self.accepted = []
+        self.last_flush = time.monotonic()
+
+
+def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResult:
+    """Send every sendable row of one batch; safe to run again at any time."""
+    result = BatchResult()
+    mailing = db.session.get(Mailing, mailing_id)
+    if mailing is None or mailing.status != MailingStatus.SENDING:
+        result.stopped_because = "mailing is not sending"
+        return result
+    ids = claim_rows(mailing_id, batch_no, settings.lease_seconds)
+    result.claimed = len(ids)
+    if not ids:
+        finish_if_complete(mailing_id)
+        db.session.commit()
+        return result
+
+    supporters = _load_sendable_supporters(ids, result)
+    recorder = _Recorder(settings, mailing_id)
+    remaining = [i for i in ids if i in supporters]
+    if not remaining:
+        recorder.flush()
+        finish_if_complete(mailing_id)
+        db.session.commit()
+        return result
+
+    redis = redis_connection(settings.redis_url)
+    limiter = RateLimiter(
+        redis,
+        [
+            (f"{settings.queue_prefix}:rate:mailing:{mailing_id}", mailing.send_rate or 0),
+            (f"{settings.queue_prefix}:rate:smtp", settings.smtp_max_rate),
+        ],
+    )
+    slots = ConnectionSlots(
+        redis, f"{settings.queue_prefix}:smtp-slots", settings.smtp_max_connections
+    )
+    if not slots.acquire(timeout=30):
+        _release(remaining, result)
+        result.stopped_because = "no SMTP connection slot free"
+        return result
+
+    factory = factories.get(mailing, settings)
+    tokens = TokenService(settings.secret_keys)
+    _, envelope_from = sender_of(mailing, settings)
+    lease_renewed = time.monotonic()
+    try:
+        with SmtpTransport(settings.smtp) as transport:
+            while remaining:
+                delivery_id = remaining[0]
+                if (
+                    time.monotonic() - recorder.last_flush >= RECORD_INTERVAL
+                    or not recorder.accepted
+                ):
+                    stop = _should_stop(mailing_id)
+                    if stop:
+                        result.stopped_because = stop
+                        break
+                if time.monotonic() - lease_renewed > settings.lease_seconds / 3:
+                    recorder.flush()
+                    _renew_lease(remaining, settings.lease_seconds)
+                    slots.acquire(timeout=0)
+                    lease_renewed = time.monotonic()
+                limiter.wait_for_slot()
+                supporter = supporters[delivery_id]
+                try:
+                    built = factory.build(recipient_for(mailing, supporter, settings, tokens))
+                    transport.send(envelope_from, supporter.email, built.data)
+                except TemporaryFailure as exc:
+                    recorder.flush()
+                    if exc.code is None:  # the server is unreachable: stop, retry the rest later
+                        _defer(remaining, exc, settings, result)
+                        remaining = []
+                        result.stopped_because = f"SMTP unavailable: {exc}"
+                        break
+                    _defer([delivery_id], exc, settings, result)
+                except (PermanentFailure, InvalidAddress) as exc:
+                    recorder.flush()
+                    _fail_permanently(mailing_id, delivery_id, supporter, exc, result)
+                else:
+                    recorder.accept(delivery_id, built.message_id)
+                    result.sent += 1
+                remaining.pop(0)
+            recorder.flush()
+    finally:
+        slots.release()
+    if remaining:
+        _release(remaining, result)
+    _count_attempts(settings, mailing_id, result)
+    finish_if_complete(mailing_id)
+    db.session.commit()
+    return result
+
+
+def _load_sendable_supporters(ids: list[int], result: BatchResult) -> dict[int, Supporter]:
+    """Re-check suppression now: an unsubscribe since the snapshot stops this batch's mail."""
+    rows = db.session.execute(
+        select(Delivery.id, Supporter)
+        .join(Supporter, Supporter.id == Delivery.supporter_id, isouter=True)
+        .where(Delivery.id.in_(ids))
+        .options(
+            load_only(
+                Supporter.email,
+                Supporter.first_name,
+                Supporter.last_name,
+                Supporter.postcode,
+                Supporter.country,
+                Supporter.language,
+                Supporter.custom_fields,
+                Supporter.status,
+            )
+        )
+    ).all()
+    sendable = {
+        delivery_id: supporter
+        for delivery_id, supporter in rows
+        if supporter is not None and supporter.status == SubscriptionStatus.SUBSCRIBED
+    }
+    suppressed = [delivery_id for delivery_id, _ in rows if delivery_id not in sendable]
+    if suppressed:
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(suppressed))
+            .values(status=DeliveryStatus.SUPPRESSED, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        result.suppressed += len(suppressed)
+    return sendable
+
+
+def _should_stop(mailing_id: int) -> str | None:
+    status = db.session.scalar(select(Mailing.status).where(Mailing.id == mailing_id))
+    db.session.commit()  # end the read so the next check sees a fresh snapshot
+    return None if status == MailingStatus.SENDING else f"mailing is {status.value}"
+
+
+def _renew_lease(ids: list[int], lease_seconds: int) -> None:
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENDING)
+        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _release(ids: list[int], result: BatchResult) -> None:
+    """Hand unsent rows back: queued again, or cancelled if the mailing was cancelled."""
+    mailing_status = db.session.scalar(
+        select(Mailing.status)
+        .join(Delivery, Delivery.mailing_id == Mailing.id)
+        .where(Delivery.id == ids[0])
+    )
+    status = (
+        DeliveryStatus.CANCELLED
+        if mailing_status == MailingStatus.CANCELLED
+        else DeliveryStatus.QUEUED
+    )
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENDING)
+        .values(status=status, lease_until=None, attempts=Delivery.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    result.released += len(ids)
+
+
+def _defer(ids: list[int], exc: DeliveryError, settings: Settings, result: BatchResult) -> None:
+    """Retry later with exponential backoff, or fail once the attempts are used up."""
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))
+    ).all()
+    now = utcnow()
+    for delivery_id, attempts in rows:
+        if attempts >= settings.max_send_attempts:
+            values = {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
+            result.failed += 1
+        else:
+            backoff = settings.retry_base_seconds * 2 ** (attempts - 1)
+            values = {
+                "status": DeliveryStatus.DEFERRED,
+                "next_attempt_at": now + timedelta(seconds=backoff),
+            }
+            result.deferred += 1
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(lease_until=None, last_error=str(exc)[:1000], **values)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+
+
+def _fail_permanently(
+    mailing_id: int, delivery_id: int, supporter: Supporter, exc: Exception, result: BatchResult
+) -> None:
+    """A 5xx reply is a hard bounce: fail the row and never mail this address again."""
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(status=DeliveryStatus.FAILED, lease_until=None, last_error=str(exc)[:1000])
+        .execution_options(synchronize_session=False)
+    )
+    db.session.add(
+        BounceEvent(
+            kind=BounceKind.HARD,
+            source="smtp",
+            mailing_id=mailing_id,
+            supporter_id=supporter.id,
+            delivery_id=delivery_id,
+            detail=str(exc)[:1000],
+        )
+    )
+    change_status(
+        supporter,
+        SubscriptionStatus.BOUNCED,
+        channel="bounce",
+        actor="smtp",
+        detail=f"mailing {mailing_id}: {str(exc)[:300]}",
+    )
+    db.session.commit()
+    result.failed += 1
+
+
+def _count_attempts(settings: Settings, mailing_id: int, result: BatchResult) -> None:
+    """Pause a mailing whose failure rate passes the threshold, and say why."""
+    attempted = result.sent + result.failed + result.deferred
+    if not attempted:
+        return
+    redis = redis_connection(settings.redis_url)
+    key = f"{settings.queue_prefix}:mailing:{mailing_id}:outcomes"
+    with redis.pipeline() as pipe:
+        pipe.hincrby(key, "attempted", attempted)
+        pipe.hincrby(key, "failed", result.failed + result.deferred)
+        pipe.expire(key, 30 * 24 * 3600)
+        total, failed, _ = pipe.execute()
+    if total >= MIN_ATTEMPTS_FOR_ERROR_RATE and failed / total > settings.error_pause_threshold:
+        reason = (
+            f"Paused automatically: {failed} of {total} attempts failed "
+            f"({failed / total:.0%}, above {settings.error_pause_threshold:.0%}). "
+            "Check the SMTP server and the failed deliveries, then resume."
+        )
+        paused = db.session.execute(
+            update(Mailing)
+            .where(Mailing.id == mailing_id, Mailing.status == MailingStatus.SENDING)
+            .values(status=MailingStatus.PAUSED, status_reason=reason)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if paused:
+            log.warning("mailing %s: %s", mailing_id, reason)
+        db.session.commit()
+
+
+def finish_if_complete(mailing_id: int) -> bool:
+    """Mark a sending mailing sent once no delivery is left to send (the caller commits)."""
+    pending = exists().where(
+        Delivery.mailing_id == mailing_id, Delivery.status.in_(PENDING_STATUSES)
+    )
+    return bool(
+        db.session.execute(
+            update(Mailing)
+            .where(Mailing.id == mailing_id, Mailing.status == MailingStatus.SENDING, ~pending)
+            .values(status=MailingStatus.SENT, finished_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )

@@ -1,0 +1,31 @@
+"""RQ jobs for sending: thin wrappers that take ids, open an app context and call a service."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from workers.runtime import job_context
+
+
+def start_mailing(mailing_id: int) -> bool:
+    """Snapshot the audience of a due mailing and fan out its batches."""
+    from app.mailings.launch import start_mailing as start
+
+    with job_context() as settings:
+        return start(mailing_id, settings)
+
+
+def send_batch(mailing_id: int, batch_no: int) -> dict:
+    """Send one batch of a mailing."""
+    from app.mailings.sending import send_batch as send
+
+    with job_context() as settings:
+        return asdict(send(mailing_id, batch_no, settings))
+
+
+def sweep() -> dict:
+    """Start due mailings, revive stalled batches, finish completed mailings."""
+    from app.mailings.fanout import sweep as run_sweep
+
+    with job_context() as settings:
+        return run_sweep(settings)
