@@ -10,10 +10,19 @@ def register_commands(app) -> None:
     """Attach each domain's command group to the app's CLI."""
     from app.auth.cli import tokens_cli
     from app.demo import demo_cli
+    from app.mailings.bounce_cli import bounces_cli
+    from app.mailings.cli import mailings_cli
     from app.supporters.cli import supporters_cli
     from workers.cli import worker_command
 
-    for command in (tokens_cli, demo_cli, supporters_cli, worker_command):
+    for command in (
+        tokens_cli,
+        demo_cli,
+        supporters_cli,
+        mailings_cli,
+        bounces_cli,
+        worker_command,
+    ):
         app.cli.add_command(command)
 
 

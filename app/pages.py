@@ -19,7 +19,9 @@ def healthz():
 
 def register_pages(app) -> None:
     from app.devmail import register_devmail
+    from app.mailings.webhooks import webhooks_blueprint
 
     app.register_blueprint(home)
+    app.register_blueprint(webhooks_blueprint)
     if not app.config["CLARION"].is_production:
         register_devmail(app)

@@ -23,6 +23,9 @@ from tests.smtp_sink import SmtpSink
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# Lets two test runs share one machine (e.g. several developers' checkouts) without colliding.
+RUN_ID = os.environ.get("TEST_RUN_ID", "")
+REDIS_DB_OFFSET = int(os.environ.get("TEST_REDIS_DB_OFFSET", "1"))
 
 
 def _worker_index(worker_id: str) -> int:
@@ -31,7 +34,7 @@ def _worker_index(worker_id: str) -> int:
 
 @pytest.fixture(scope="session")
 def test_database_url(worker_id) -> str:
-    name = f"clarion_test_{worker_id}"
+    name = f"clarion_test_{RUN_ID}{worker_id}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -42,7 +45,7 @@ def test_database_url(worker_id) -> str:
 @pytest.fixture(scope="session")
 def test_redis_url(worker_id) -> str:
     # db 0 is left to local runs; each xdist worker gets its own db number.
-    url = f"{REDIS_BASE_URL}/{1 + _worker_index(worker_id)}"
+    url = f"{REDIS_BASE_URL}/{REDIS_DB_OFFSET + _worker_index(worker_id)}"
     redis.Redis.from_url(url).flushdb()
     return url
 
@@ -58,7 +61,7 @@ def settings(test_database_url, test_redis_url, tmp_path_factory, worker_id) -> 
         mail_from="Clarion Alerts <alerts@clarion.test>",
         import_dir=tmp_path_factory.mktemp("imports"),
         capture_dir=tmp_path_factory.mktemp("mailbox"),
-        queue_prefix=f"clarion-test-{worker_id}",
+        queue_prefix=f"clarion-test-{RUN_ID}{worker_id}",
         smtp_url=base.smtp_url,
     )
 

@@ -76,10 +76,11 @@ def worker_command(burst: bool, no_clock: bool) -> None:
                     connection=redis_connection(settings.redis_url),
                     serializer=JSONSerializer,
                     name=f"{name}-{int(time.time())}",
+                    # Abandoned jobs are re-queued sooner; the clock does not depend on it.
+                    maintenance_interval=60,
+                    worker_ttl=35,
                 )
-                worker.work(
-                    burst=burst, with_scheduler=True, logging_level="INFO", maintenance_interval=30
-                )
+                worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
                 if burst:
                     return
                 # work() returns after a shutdown request (SIGTERM/SIGINT).

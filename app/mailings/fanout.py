@@ -97,7 +97,7 @@ def _batches_needing_work(mailing_id: int) -> tuple[set[int], set[int]]:
     return pending, expired
 
 
-def _job_is_live(settings: Settings, job_id: str | None) -> bool:
+def _job_is_live(settings: Settings, job_id: str | None, *, lease_expired: bool) -> bool:
     if not job_id:
         return False
     connection = redis_connection(settings.redis_url)
@@ -108,6 +108,8 @@ def _job_is_live(settings: Settings, job_id: str | None) -> bool:
     status = job.get_status(refresh=False)
     if status not in LIVE_JOB_STATUSES:
         return False
+    if status == JobStatus.STARTED and lease_expired:
+        return False  # the job stopped renewing its lease: its worker is gone
     if status == JobStatus.STARTED and job.started_at is not None:
         # A job that started long ago and still has unclaimed rows died before claiming them.
         age = (utcnow() - job.started_at.replace(tzinfo=utcnow().tzinfo)).total_seconds()
@@ -126,8 +128,11 @@ def requeue_stalled_batches(settings: Settings, mailing: Mailing) -> int:
         .hgetall(_jobs_key(settings, mailing.id))
         .items()
     }
-    stalled = set(expired)
-    stalled |= {b for b in pending if not _job_is_live(settings, recorded.get(b))}
+    stalled = {
+        b
+        for b in pending | expired
+        if not _job_is_live(settings, recorded.get(b), lease_expired=b in expired)
+    }
     if stalled:
         log.info("mailing %s: re-enqueueing %d stalled batches", mailing.id, len(stalled))
         enqueue_batches(

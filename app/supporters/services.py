@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.db import dialect_name, utcnow
@@ -309,6 +309,15 @@ def erase_supporter(supporter: Supporter) -> None:
             db.session.add(ErasedEmail(email_hash=key, status=supporter.status))
         else:
             erased.status = supporter.status
+    from app.mailings.models import BounceEvent
+
+    # Bounce payloads (SES notifications, DSN details) carry the address: forget them too.
+    db.session.execute(
+        update(BounceEvent)
+        .where(BounceEvent.supporter_id == supporter.id)
+        .values(payload=None, detail=None)
+        .execution_options(synchronize_session=False)
+    )
     db.session.delete(supporter)
     db.session.flush()
 
