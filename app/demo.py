@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.db import utcnow
+from app.mailings.models import Mailing
 from app.supporters.models import (
     CustomField,
     ListMembership,
@@ -45,6 +46,7 @@ LISTS = {
 TAGS = {"volunteer": 0.10, "donor": 0.15, "letter-writer": 0.20}
 LIST_SHARE = {"Urgent Action Network": 0.45, "Refugee and Migrant Rights": 0.30, "Newsletter": 0.80}
 SEGMENT_NAME = "Action network, not donors"
+DEMO_MAILING_NAME = "28 children — act now"
 
 # Faker locale -> (country, language, weight): mostly UK/US, with a spread of scripts and accents.
 LOCALES = {
@@ -96,6 +98,7 @@ class DemoSummary:
     supporter_tags: int = 0
     status_changes: int = 0
     segments: int = 0
+    mailings: int = 0
 
     def lines(self) -> list[str]:
         return [f"{f.name.replace('_', ' ')}: {getattr(self, f.name)}" for f in fields(self)]
@@ -293,6 +296,25 @@ def _apply_suppressions(session: Session, new_people: list[DemoSupporter], ids: 
     return changes
 
 
+def load_demo_mailing(session: Session, settings) -> int:
+    """Add the draft demo mailing to the Urgent Action Network if missing; return 1 if added."""
+    if session.scalar(select(Mailing.id).where(Mailing.name == DEMO_MAILING_NAME)) is not None:
+        return 0
+    network = session.scalar(select(MailingList).where(MailingList.name == "Urgent Action Network"))
+    session.add(
+        Mailing(
+            name=DEMO_MAILING_NAME,
+            subject='{{ first_name | default("Friend") }}, 28 children could be deported within days',
+            preheader="ICE can stop these deportations today. Please write now.",
+            from_name=settings.organisation_name,
+            layout="demo_28_children",
+            audience={"include_lists": [network.id]} if network else {},
+        )
+    )
+    session.flush()
+    return 1
+
+
 def demo_counts(session: Session) -> dict[str, int]:
     """Count the rows of each table the demo fills, for summaries and tests."""
     models = (
@@ -317,12 +339,13 @@ def demo_cli() -> None:
 
 @demo_cli.command("load")
 def load_command() -> None:
-    """Load demo lists, tags, supporters and a segment (safe to run again)."""
+    """Load demo lists, tags, supporters, a segment and a draft mailing (safe to run again)."""
     from app.extensions import db
 
     if current_app.config["CLARION"].is_production:
         raise click.ClickException("Refusing to load fake supporters into a production database.")
     summary = load_demo_data(db.session)
+    summary.mailings = load_demo_mailing(db.session, current_app.config["CLARION"])
     db.session.commit()
     click.echo("Demo data added: " + ", ".join(summary.lines()))
     click.echo(

@@ -53,7 +53,8 @@ _BAD_IN_ADDRESS = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029<>()\[\],;:\"\\]
 _ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 _TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
-_URL = re.compile(r"^https://[\x21-\x7e]+$")
+# RFC 8058 wants https; plain http is allowed so a local run (http://127.0.0.1) can send.
+_URL = re.compile(r"^https?://[\x21-\x7e]+$")
 _HEADER_ID = re.compile(r"^[\x21-\x7e]+$")
 _WORD_BYTES = 45  # 45 bytes -> 60 base64 chars -> a 72-char encoded word, inside the 75 limit
 _LINE = 78

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import func, insert, literal, select, text, update
 
 from app.config import Settings
 from app.db import utcnow
@@ -146,6 +146,11 @@ def start_mailing(mailing_id: int, settings: Settings) -> bool:
     db.session.refresh(mailing)
     snapshot_audience(mailing, settings.batch_size)
     db.session.commit()
+    if db.session.get_bind().dialect.name == "postgresql":
+        # A fresh snapshot can add a million rows; without fresh statistics the planner
+        # treats deliveries as tiny and scans it whole for every group of sent rows.
+        db.session.execute(text("ANALYZE deliveries"))
+        db.session.commit()
     from app.mailings.fanout import enqueue_batches
 
     enqueue_batches(settings, mailing.id, range(mailing.batch_count), generation=0)

@@ -84,6 +84,27 @@ def supporter_fields(supporter: Supporter) -> dict:
     return fields
 
 
+def recipient_from_fields(
+    mailing_id: int,
+    supporter_id: int,
+    email: str,
+    fields: dict,
+    settings: Settings,
+    tokens: TokenService,
+    *,
+    subject_prefix: str = "",
+) -> Recipient:
+    """Build one recipient from plain values: the hot path of sending, no ORM access."""
+    urls = recipient_urls(settings.base_url, tokens, mailing_id, supporter_id)
+    return Recipient(
+        email=email,
+        fields=fields,
+        urls=urls,
+        unsubscribe_token=urls.pop("unsubscribe_token"),
+        subject_prefix=subject_prefix,
+    )
+
+
 def recipient_for(
     mailing: Mailing,
     supporter: Supporter,
@@ -93,11 +114,12 @@ def recipient_for(
     email: str | None = None,
     subject_prefix: str = "",
 ) -> Recipient:
-    urls = recipient_urls(settings.base_url, tokens, mailing.id, supporter.id)
-    return Recipient(
-        email=email or supporter.email,
-        fields=supporter_fields(supporter),
-        urls=urls,
-        unsubscribe_token=urls.pop("unsubscribe_token"),
+    return recipient_from_fields(
+        mailing.id,
+        supporter.id,
+        email or supporter.email,
+        supporter_fields(supporter),
+        settings,
+        tokens,
         subject_prefix=subject_prefix,
     )

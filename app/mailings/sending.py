@@ -15,8 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import exists, select, update
-from sqlalchemy.orm import load_only
+from sqlalchemy import exists, select, text, update
 
 from app.config import Settings
 from app.db import utcnow
@@ -29,13 +28,12 @@ from app.mailings.models import (
     Mailing,
     MailingStatus,
 )
-from app.mailings.recipients import factories, recipient_for, sender_of
+from app.mailings.recipients import factories, recipient_from_fields, sender_of
 from app.mailings.throttle import ConnectionSlots, RateLimiter
 from app.queues import redis_connection
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.supporters.services import change_status
 from app.tracking.tokens import TokenService
-from mailers.message import InvalidAddress
 from mailers.transport import DeliveryError, PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger(__name__)
@@ -90,32 +88,74 @@ def claim_rows(mailing_id: int, batch_no: int, lease_seconds: int) -> list[int]:
     return sorted(ids)
 
 
+_RECORD_SENT_PG = text(
+    """
+    UPDATE deliveries
+    SET status = 'sent', message_id = v.message_id, sent_at = v.sent_at, lease_until = NULL
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:message_ids AS text[]),
+                CAST(:sent_at AS timestamptz[])) AS v(id, message_id, sent_at)
+    WHERE deliveries.id = v.id
+    """
+)
+
+
 class _Recorder:
-    """Record accepted messages in small groups; every write goes through here."""
+    """Record accepted messages in small groups, and look for pause/cancel while at it.
+
+    Each group is one short transaction: the UPDATE of the sent rows plus a read of the
+    mailing's status. On PostgreSQL it commits with synchronous_commit off: a crash of the
+    database server (not of a worker) could lose the last fraction of a second of records,
+    which would only re-send those few messages — the same bound as a killed worker.
+    """
 
     def __init__(self, settings: Settings, mailing_id: int):
         self.settings = settings
         self.mailing_id = mailing_id
         self.accepted: list[dict] = []
         self.last_flush = time.monotonic()
+        self.asynchronous_commit = db.session.get_bind().dialect.name == "postgresql"
 
-    def accept(self, delivery_id: int, message_id: str) -> None:
+    def accept(self, delivery_id: int, message_id: str) -> str | None:
+        """Note an accepted message; return why to stop if the mailing stopped sending."""
         self.accepted.append({"id": delivery_id, "message_id": message_id, "sent_at": utcnow()})
         if (
             len(self.accepted) >= self.settings.record_every
             or time.monotonic() - self.last_flush >= RECORD_INTERVAL
         ):
-            self.flush()
+            return self.flush()
+        return None
 
-    def flush(self) -> None:
-        if self.accepted:
+    def flush(self) -> str | None:
+        """Write the accepted rows; return why to stop if the mailing is no longer sending."""
+        if self.asynchronous_commit:
+            db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        if self.accepted and self.asynchronous_commit:
+            # One statement for the whole group: arrays in, one round trip.
+            db.session.execute(
+                _RECORD_SENT_PG,
+                {
+                    "ids": [row["id"] for row in self.accepted],
+                    "message_ids": [row["message_id"] for row in self.accepted],
+                    "sent_at": [row["sent_at"] for row in self.accepted],
+                },
+            )
+        elif self.accepted:
             db.session.execute(
                 update(Delivery).execution_options(synchronize_session=False),
                 [dict(row, status=DeliveryStatus.SENT, lease_until=None) for row in self.accepted],
             )
+        status = db.session.scalar(select(Mailing.status).where(Mailing.id == self.mailing_id))
         db.session.commit()
         self.accepted = []
         self.last_flush = time.monotonic()
+        return None if status == MailingStatus.SENDING else f"mailing is {status.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Addressee:
+    supporter_id: int
+    email: str
+    fields: dict
 
 
 def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResult:
@@ -125,18 +165,15 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
     if mailing is None or mailing.status != MailingStatus.SENDING:
         result.stopped_because = "mailing is not sending"
         return result
+    # Everything the loop needs from the mailing, read once: ORM objects expire at each commit.
+    factory = factories.get(mailing, settings)
+    _, envelope_from = sender_of(mailing, settings)
+    send_rate = mailing.send_rate
     ids = claim_rows(mailing_id, batch_no, settings.lease_seconds)
     result.claimed = len(ids)
-    if not ids:
-        finish_if_complete(mailing_id)
-        db.session.commit()
-        return result
-
-    supporters = _load_sendable_supporters(ids, result)
-    recorder = _Recorder(settings, mailing_id)
-    remaining = [i for i in ids if i in supporters]
+    addressees = _load_sendable(ids, result) if ids else {}
+    remaining = [i for i in ids if i in addressees]
     if not remaining:
-        recorder.flush()
         finish_if_complete(mailing_id)
         db.session.commit()
         return result
@@ -145,7 +182,7 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
     limiter = RateLimiter(
         redis,
         [
-            (f"{settings.queue_prefix}:rate:mailing:{mailing_id}", mailing.send_rate or 0),
+            (f"{settings.queue_prefix}:rate:mailing:{mailing_id}", send_rate or 0),
             (f"{settings.queue_prefix}:rate:smtp", settings.smtp_max_rate),
         ],
     )
@@ -157,32 +194,33 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
         result.stopped_because = "no SMTP connection slot free"
         return result
 
-    factory = factories.get(mailing, settings)
     tokens = TokenService(settings.secret_keys)
-    _, envelope_from = sender_of(mailing, settings)
+    recorder = _Recorder(settings, mailing_id)
     lease_renewed = time.monotonic()
     try:
         with SmtpTransport(settings.smtp) as transport:
             while remaining:
                 delivery_id = remaining[0]
-                if (
-                    time.monotonic() - recorder.last_flush >= RECORD_INTERVAL
-                    or not recorder.accepted
-                ):
-                    stop = _should_stop(mailing_id)
-                    if stop:
-                        result.stopped_because = stop
-                        break
                 if time.monotonic() - lease_renewed > settings.lease_seconds / 3:
-                    recorder.flush()
+                    result.stopped_because = recorder.flush()
+                    if result.stopped_because:
+                        break
                     _renew_lease(remaining, settings.lease_seconds)
                     slots.acquire(timeout=0)
                     lease_renewed = time.monotonic()
                 limiter.wait_for_slot()
-                supporter = supporters[delivery_id]
+                person = addressees[delivery_id]
                 try:
-                    built = factory.build(recipient_for(mailing, supporter, settings, tokens))
-                    transport.send(envelope_from, supporter.email, built.data)
+                    recipient = recipient_from_fields(
+                        mailing_id,
+                        person.supporter_id,
+                        person.email,
+                        person.fields,
+                        settings,
+                        tokens,
+                    )
+                    built = factory.build(recipient)
+                    transport.send(envelope_from, person.email, built.data)
                 except TemporaryFailure as exc:
                     recorder.flush()
                     if exc.code is None:  # the server is unreachable: stop, retry the rest later
@@ -191,12 +229,19 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
                         result.stopped_because = f"SMTP unavailable: {exc}"
                         break
                     _defer([delivery_id], exc, settings, result)
-                except (PermanentFailure, InvalidAddress) as exc:
+                except PermanentFailure as exc:
                     recorder.flush()
-                    _fail_permanently(mailing_id, delivery_id, supporter, exc, result)
+                    _fail_permanently(mailing_id, delivery_id, person.supporter_id, exc, result)
+                except ValueError as exc:  # InvalidAddress and other values no mail can carry
+                    recorder.flush()
+                    _fail_unbuildable(delivery_id, exc, result)
                 else:
-                    recorder.accept(delivery_id, built.message_id)
+                    remaining.pop(0)
                     result.sent += 1
+                    result.stopped_because = recorder.accept(delivery_id, built.message_id)
+                    if result.stopped_because:
+                        break
+                    continue
                 remaining.pop(0)
             recorder.flush()
     finally:
@@ -209,31 +254,50 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
     return result
 
 
-def _load_sendable_supporters(ids: list[int], result: BatchResult) -> dict[int, Supporter]:
+def _load_sendable(ids: list[int], result: BatchResult) -> dict[int, _Addressee]:
     """Re-check suppression now: an unsubscribe since the snapshot stops this batch's mail."""
     rows = db.session.execute(
-        select(Delivery.id, Supporter)
+        select(
+            Delivery.id,
+            Supporter.id,
+            Supporter.status,
+            Supporter.email,
+            Supporter.first_name,
+            Supporter.last_name,
+            Supporter.postcode,
+            Supporter.country,
+            Supporter.language,
+            Supporter.custom_fields,
+        )
         .join(Supporter, Supporter.id == Delivery.supporter_id, isouter=True)
         .where(Delivery.id.in_(ids))
-        .options(
-            load_only(
-                Supporter.email,
-                Supporter.first_name,
-                Supporter.last_name,
-                Supporter.postcode,
-                Supporter.country,
-                Supporter.language,
-                Supporter.custom_fields,
-                Supporter.status,
-            )
-        )
     ).all()
-    sendable = {
-        delivery_id: supporter
-        for delivery_id, supporter in rows
-        if supporter is not None and supporter.status == SubscriptionStatus.SUBSCRIBED
-    }
-    suppressed = [delivery_id for delivery_id, _ in rows if delivery_id not in sendable]
+    sendable = {}
+    for (
+        delivery_id,
+        supporter_id,
+        status,
+        email,
+        first,
+        last,
+        postcode,
+        country,
+        language,
+        custom,
+    ) in rows:
+        if supporter_id is None or status != SubscriptionStatus.SUBSCRIBED:
+            continue
+        fields = dict(custom or {})
+        fields.update(
+            first_name=first,
+            last_name=last,
+            email=email,
+            postcode=postcode,
+            country=country,
+            language=language,
+        )
+        sendable[delivery_id] = _Addressee(supporter_id, email, fields)
+    suppressed = [delivery_id for delivery_id, *_ in rows if delivery_id not in sendable]
     if suppressed:
         db.session.execute(
             update(Delivery)
@@ -241,14 +305,9 @@ def _load_sendable_supporters(ids: list[int], result: BatchResult) -> dict[int, 
             .values(status=DeliveryStatus.SUPPRESSED, lease_until=None)
             .execution_options(synchronize_session=False)
         )
+        db.session.commit()
         result.suppressed += len(suppressed)
     return sendable
-
-
-def _should_stop(mailing_id: int) -> str | None:
-    status = db.session.scalar(select(Mailing.status).where(Mailing.id == mailing_id))
-    db.session.commit()  # end the read so the next check sees a fresh snapshot
-    return None if status == MailingStatus.SENDING else f"mailing is {status.value}"
 
 
 def _renew_lease(ids: list[int], lease_seconds: int) -> None:
@@ -310,7 +369,7 @@ def _defer(ids: list[int], exc: DeliveryError, settings: Settings, result: Batch
 
 
 def _fail_permanently(
-    mailing_id: int, delivery_id: int, supporter: Supporter, exc: Exception, result: BatchResult
+    mailing_id: int, delivery_id: int, supporter_id: int, exc: Exception, result: BatchResult
 ) -> None:
     """A 5xx reply is a hard bounce: fail the row and never mail this address again."""
     db.session.execute(
@@ -324,17 +383,33 @@ def _fail_permanently(
             kind=BounceKind.HARD,
             source="smtp",
             mailing_id=mailing_id,
-            supporter_id=supporter.id,
+            supporter_id=supporter_id,
             delivery_id=delivery_id,
             detail=str(exc)[:1000],
         )
     )
     change_status(
-        supporter,
+        db.session.get(Supporter, supporter_id),
         SubscriptionStatus.BOUNCED,
         channel="bounce",
         actor="smtp",
         detail=f"mailing {mailing_id}: {str(exc)[:300]}",
+    )
+    db.session.commit()
+    result.failed += 1
+
+
+def _fail_unbuildable(delivery_id: int, exc: Exception, result: BatchResult) -> None:
+    """No message can be built for this row (say, an address SMTP cannot carry): fail it alone."""
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(
+            status=DeliveryStatus.FAILED,
+            lease_until=None,
+            last_error=f"could not build the message: {exc}"[:1000],
+        )
+        .execution_options(synchronize_session=False)
     )
     db.session.commit()
     result.failed += 1

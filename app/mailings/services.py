@@ -1,0 +1,401 @@
+"""Compose, preview, test-send and send mailings: the functions the API and the CLI call.
+
+Everything a mailing needs to render is checked when it is saved (merge fields, layout, MJML,
+audience ids, addresses), so the "send" button only fails for reasons that arose later.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+from types import SimpleNamespace
+
+from email_validator import EmailNotValidError, validate_email
+from jinja2 import TemplateError
+from marshmallow import ValidationError
+from sqlalchemy import func, select
+
+from app.config import Settings
+from app.db import utcnow
+from app.extensions import db
+from app.mailings.control import progress
+from app.mailings.launch import (
+    SendError,
+    audience_of,
+    freeze_mailing,
+    known_custom_fields,
+    request_send,
+)
+from app.mailings.models import Mailing
+from app.mailings.recipients import (
+    TEMPLATES_DIR,
+    build_factory,
+    frozen_of,
+    sender_of,
+    supporter_fields,
+)
+from app.mailings.schemas import MAX_TEST_ADDRESSES, MailingDataSchema
+from app.supporters.models import MailingList, Segment, Supporter, Tag
+from app.supporters.segments import SegmentDefinitionError
+from app.tracking.links import recipient_urls
+from app.tracking.tokens import TokenService
+from mailers.merge import allowed_fields, validate_template
+from mailers.message import InvalidAddress, Recipient, check_address
+from mailers.render import FreezeError
+from mailers.transport import DeliveryError, SmtpTransport, TemporaryFailure
+
+TEST_PREFIX = "[TEST] "
+# Test messages carry tokens for supporter 0, which never exists: their action, unsubscribe and
+# preferences links lead to real pages but cannot act for, or unsubscribe, anyone.
+TEST_SUPPORTER_ID = 0
+TEMPLATE_FIELDS = ("subject", "preheader", "body_mjml", "body_text")
+OPTIONAL_TEXT = ("preheader", "from_name", "from_email", "reply_to", "layout", "body_mjml")
+SENDER_FIELDS = ("from_name", "from_email", "reply_to")
+EDITABLE = ("name", *TEMPLATE_FIELDS, *SENDER_FIELDS, "layout", "audience", "send_rate")
+# A transparent 1x1 GIF: previews and test sends show the open pixel without recording opens.
+INERT_PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+_CLICK_URL = re.compile(r"\{\{ click_url \}\}/(\d+)")
+
+
+class MailingError(ValueError):
+    """A request the mailing cannot take; `status` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, details: dict | None = None, *, status: int = 422):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.status = status
+        self.code = "validation_error" if status == 422 else "conflict"
+
+
+_data_schema = MailingDataSchema()
+
+
+# --- compose ---------------------------------------------------------------------------------
+
+
+def create_mailing(data: dict) -> Mailing:
+    """Validate and add a new draft mailing (the caller commits)."""
+    values = {key: None for key in EDITABLE} | {"audience": {}} | _load(data)
+    _validate(values)
+    mailing = Mailing(**values)
+    db.session.add(mailing)
+    db.session.flush()
+    return mailing
+
+
+def update_mailing(mailing: Mailing, data: dict) -> Mailing:
+    """Change some fields of a draft, validating the mailing as it would then be."""
+    _require_draft(mailing, "edited")
+    changes = _load(data)
+    values = {key: getattr(mailing, key) for key in EDITABLE} | changes
+    _validate(values)
+    for key, value in changes.items():
+        setattr(mailing, key, value)
+    db.session.flush()
+    return mailing
+
+
+def delete_mailing(mailing: Mailing) -> None:
+    """Delete a draft; a mailing that was ever scheduled stays for its statistics."""
+    _require_draft(mailing, "deleted")
+    db.session.delete(mailing)
+    db.session.flush()
+
+
+def available_layouts() -> list[str]:
+    if not TEMPLATES_DIR.is_dir():
+        return []
+    return sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "body.mjml").is_file())
+
+
+def _require_draft(mailing: Mailing, what: str) -> None:
+    if not mailing.is_editable:
+        raise MailingError(
+            f"Only a draft can be {what}; this mailing is {mailing.status.value}.",
+            {"status": mailing.status.value},
+            status=409,
+        )
+
+
+def _load(data: dict) -> dict:
+    try:
+        values = _data_schema.load(data)
+    except ValidationError as exc:
+        raise MailingError("Some of the input is invalid; see details.", exc.messages) from exc
+    for key in ("name", "subject"):
+        if key in values:
+            values[key] = values[key].strip()
+    for key in OPTIONAL_TEXT:
+        if key in values:
+            values[key] = (values[key] or "").strip() or None
+    if "body_text" in values and not (values["body_text"] or "").strip():
+        values["body_text"] = None
+    if "audience" in values:
+        values["audience"] = {k: sorted(set(v)) for k, v in values["audience"].items() if v}
+    return values
+
+
+def _validate(values: dict) -> None:
+    """Raise MailingError with every problem, by field, or return if the mailing would render."""
+    errors: dict = {}
+    if values["layout"] is not None and values["layout"] not in available_layouts():
+        errors["layout"] = [
+            f"Unknown layout {values['layout']!r}; choose one of: "
+            + (", ".join(available_layouts()) or "(none installed)")
+        ]
+    if not values["layout"] and not values["body_mjml"]:
+        errors["body_mjml"] = ["A mailing needs a body: give body_mjml or a layout."]
+    if not values["name"]:
+        errors["name"] = ["A mailing needs a name."]
+    if not values["subject"]:
+        errors["subject"] = ["A mailing needs a subject."]
+    allowed = allowed_fields(known_custom_fields())
+    for key in TEMPLATE_FIELDS:
+        problems = validate_template(values[key] or "", allowed)
+        if problems:
+            errors.setdefault(key, []).extend(problems)
+    for key in ("from_email", "reply_to"):
+        if values[key]:
+            problem = address_problem(values[key])
+            if problem:
+                errors[key] = [problem]
+    audience_errors = _audience_problems(values["audience"] or {})
+    if audience_errors:
+        errors["audience"] = audience_errors
+    if not errors:
+        # A dry run of the real freeze surfaces MJML and link errors now, not at send time.
+        try:
+            freeze_mailing(SimpleNamespace(**values), _DRY_RUN_SETTINGS)
+        except FreezeError as exc:
+            errors["body_mjml" if values["body_mjml"] else "layout"] = [str(exc)]
+    if errors:
+        raise MailingError("The mailing cannot be saved as it is; see details.", errors)
+
+
+# A freeze reads only the organisation's name and address from settings; the defaults stand in
+# for them here, and the real values are checked when the mailing is sent.
+_DRY_RUN_SETTINGS = Settings()
+
+
+def _audience_problems(audience: dict) -> dict:
+    problems = {}
+    for key, model, label in (
+        ("include_lists", MailingList, "list"),
+        ("exclude_lists", MailingList, "list"),
+        ("include_tags", Tag, "tag"),
+        ("exclude_tags", Tag, "tag"),
+        ("segments", Segment, "segment"),
+    ):
+        ids = audience.get(key) or []
+        found = set(db.session.scalars(select(model.id).where(model.id.in_(ids)))) if ids else set()
+        missing = [i for i in ids if i not in found]
+        if missing:
+            problems[key] = [f"No {label} with id {i}." for i in missing]
+    return problems
+
+
+def address_problem(address: str) -> str | None:
+    """Return why an address cannot be used, or None (no DNS lookups)."""
+    try:
+        # test_environment lets the reserved .test domain through for local runs and tests.
+        validate_email(address, check_deliverability=False, test_environment=True)
+        check_address(address)
+    except (EmailNotValidError, InvalidAddress) as exc:
+        return f"{address!r} is not a usable email address: {exc}"
+    return None
+
+
+# --- preview and test send -------------------------------------------------------------------
+
+
+def preview(mailing: Mailing, supporter: Supporter | None, settings: Settings) -> dict:
+    """Render the mailing as `supporter` (or a sample person) would get it, changing nothing.
+
+    Links go straight to their destinations and the open pixel is inert, so opening a preview
+    records neither a click nor an open.
+    """
+    copy = _untracked(_frozen_copy(mailing, settings))
+    frozen = frozen_of(copy)
+    person = supporter or sample_supporter()
+    tokens = TokenService(settings.secret_keys)
+    urls = recipient_urls(settings.base_url, tokens, mailing.id, person.id)
+    urls["open_url"] = INERT_PIXEL
+    context = {"email": person.email}
+    context.update({k: v for k, v in supporter_fields(person).items() if v not in (None, "")})
+    context.update(urls)
+    try:
+        return {
+            "subject": " ".join(frozen.subject_template.render(context).split()),
+            "html": frozen.html_template.render(context).replace("\r\n", "\n"),
+            "text": frozen.text_template.render(context).replace("\r\n", "\n"),
+        }
+    except TemplateError as exc:  # e.g. a filter that cannot take this supporter's value
+        raise MailingError(f"The mailing cannot be rendered for this supporter: {exc}") from exc
+
+
+def sample_supporter(email: str = "jane.example@example.org") -> Supporter:
+    """Return an unsaved stand-in supporter for previews and test sends."""
+    return Supporter(id=TEST_SUPPORTER_ID, email=email, first_name="Jane", last_name="Example")
+
+
+def test_send(
+    mailing: Mailing,
+    addresses: list[str],
+    settings: Settings,
+    supporter: Supporter | None = None,
+) -> list[dict]:
+    """Send "[TEST] " copies to a few addresses now; no deliveries, nothing counted.
+
+    Merge fields come from `supporter` or a sample person. Returns one result per address;
+    SMTP refusals are reported there, not raised.
+    """
+    addresses = _test_addresses(addresses)
+    copy = _untracked(_frozen_copy(mailing, settings))
+    try:
+        factory = build_factory(copy, settings)
+    except ValueError as exc:  # a sender or unsubscribe address headers cannot carry
+        raise MailingError(f"The message cannot be built: {exc}") from exc
+    _, envelope_from = sender_of(mailing, settings)
+    tokens = TokenService(settings.secret_keys)
+    results = []
+    with SmtpTransport(settings.smtp) as transport:
+        for address in addresses:
+            person = supporter or sample_supporter(address)
+            urls = recipient_urls(settings.base_url, tokens, mailing.id, TEST_SUPPORTER_ID)
+            urls["open_url"] = INERT_PIXEL
+            recipient = Recipient(
+                email=address,
+                fields=supporter_fields(person),
+                urls=urls,
+                unsubscribe_token=urls.pop("unsubscribe_token"),
+                subject_prefix=TEST_PREFIX,
+            )
+            results.append(_send_one(factory, transport, envelope_from, recipient))
+            if results[-1].get("unreachable"):
+                # The server is down: say so for the rest instead of waiting on each in turn.
+                error = results[-1]["error"]
+                results += [_result(a, error=error) for a in addresses[len(results) :]]
+                break
+    for result in results:
+        result.pop("unreachable", None)
+    return results
+
+
+test_send.__test__ = False  # not a pytest test, whatever its name
+
+
+def _send_one(factory, transport, envelope_from: str, recipient: Recipient) -> dict:
+    try:
+        built = factory.build(recipient)
+    except (ValueError, TemplateError) as exc:  # e.g. a base URL that is not https
+        return _result(recipient.email, error=f"could not build the message: {exc}")
+    try:
+        transport.send(envelope_from, recipient.email, built.data)
+    except DeliveryError as exc:
+        result = _result(recipient.email, error=str(exc))
+        result["unreachable"] = isinstance(exc, TemporaryFailure) and exc.code is None
+        return result
+    return _result(recipient.email, message_id=built.message_id)
+
+
+def _result(address: str, *, message_id: str | None = None, error: str | None = None) -> dict:
+    return {"address": address, "ok": error is None, "message_id": message_id, "error": error}
+
+
+def _test_addresses(addresses: list[str]) -> list[str]:
+    cleaned = list(dict.fromkeys(a.strip() for a in addresses if a and a.strip()))
+    if not cleaned:
+        raise MailingError("Give at least one address.", {"to": ["No addresses given."]})
+    if len(cleaned) > MAX_TEST_ADDRESSES:
+        raise MailingError(
+            f"A test goes to at most {MAX_TEST_ADDRESSES} addresses.",
+            {"to": [f"{len(cleaned)} addresses given; the most is {MAX_TEST_ADDRESSES}."]},
+        )
+    problems = [p for p in map(address_problem, cleaned) if p]
+    if problems:
+        raise MailingError("Some addresses are not usable.", {"to": problems})
+    return cleaned
+
+
+def _frozen_copy(mailing: Mailing, settings: Settings) -> SimpleNamespace:
+    """Return a frozen, unsaved stand-in for `mailing`: stored sources if frozen, else fresh."""
+    copy = SimpleNamespace(
+        **{key: getattr(mailing, key) for key in EDITABLE},
+        id=mailing.id,
+        campaign_id=mailing.campaign_id,
+    )
+    if mailing.frozen_at is not None:
+        copy.frozen_subject = mailing.frozen_subject
+        copy.frozen_html = mailing.frozen_html
+        copy.frozen_text = mailing.frozen_text
+        copy.links = list(mailing.links)
+        return copy
+    try:
+        freeze_mailing(copy, settings)
+    except FreezeError as exc:
+        raise MailingError(str(exc), {"body_mjml": [str(exc)]}) from exc
+    return copy
+
+
+def _untracked(copy: SimpleNamespace) -> SimpleNamespace:
+    """Point the copy's tracked links straight at their destinations."""
+    destinations = {link.position: link.url for link in copy.links}
+
+    def direct(escape):
+        def replace(match: re.Match) -> str:
+            url = destinations.get(int(match.group(1)))
+            if url is None or "{" in url or "}" in url:
+                return match.group()  # would read as a template tag: leave it tracked
+            return escape(url)
+
+        return replace
+
+    copy.frozen_html = _CLICK_URL.sub(direct(html.escape), copy.frozen_html)
+    copy.frozen_text = _CLICK_URL.sub(direct(str), copy.frozen_text)
+    return copy
+
+
+# --- send ------------------------------------------------------------------------------------
+
+
+def audience_size(mailing: Mailing) -> int:
+    """Count the subscribed supporters the audience selects right now."""
+    try:
+        query = audience_of(mailing)
+    except SegmentDefinitionError as exc:
+        raise MailingError(str(exc), {"audience": exc.details}) from exc
+    return db.session.scalar(select(func.count()).select_from(query.subquery()))
+
+
+def send_mailing(mailing: Mailing, settings: Settings, *, at: datetime | None = None) -> None:
+    """Freeze and schedule a draft (now, or at the aware datetime `at`); the caller commits.
+
+    A mailing whose audience selects nobody is refused: it would go straight to "sent" with no
+    recipients, which is almost always a mistake in the audience.
+    """
+    _require_draft(mailing, "sent")
+    if at is not None and at.tzinfo is None:
+        raise MailingError("Give the send time with a timezone.", {"at": ["No timezone."]})
+    if audience_size(mailing) == 0:
+        raise MailingError(
+            "The audience is empty: no subscribed supporter matches it.",
+            {"audience": ["The audience is empty."]},
+        )
+    try:
+        request_send(mailing, settings, at=at if at is None or at > utcnow() else None)
+    except FreezeError as exc:
+        raise MailingError(str(exc), {"body_mjml": [str(exc)]}) from exc
+    except SendError as exc:
+        raise MailingError(str(exc), status=409) from exc
+
+
+def status_report(mailing: Mailing) -> dict:
+    """Return the mailing's progress with its schedule and start and finish times."""
+    return progress(mailing).as_dict() | {
+        "id": mailing.id,
+        "scheduled_at": mailing.scheduled_at,
+        "started_at": mailing.started_at,
+        "finished_at": mailing.finished_at,
+    }
