@@ -13,12 +13,14 @@ def register_commands(app) -> None:
     from app.mailings.bounce_cli import bounces_cli
     from app.mailings.cli import mailings_cli
     from app.supporters.cli import supporters_cli
+    from app.tracking.unsubscribe_cli import unsubscribes_cli
     from workers.cli import worker_command
 
     for command in (
         tokens_cli,
         demo_cli,
         supporters_cli,
+        unsubscribes_cli,
         mailings_cli,
         bounces_cli,
         worker_command,

@@ -182,9 +182,10 @@ class Settings:
             problems.append("SECRET_KEYS must hold secrets of at least 32 characters")
         if self.database_url.startswith("sqlite"):
             problems.append("DATABASE_URL must point at PostgreSQL")
-        if self.base_url.startswith("http://127.0.0.1") or self.base_url.startswith(
-            "http://localhost"
+        if not self.base_url.startswith("https://") or any(
+            host in self.base_url for host in ("://127.0.0.1", "://localhost")
         ):
-            problems.append("BASE_URL must be the public address supporters reach")
+            # RFC 8058 one-click unsubscribe needs an https URL that supporters can reach.
+            problems.append("BASE_URL must be the public https address supporters reach")
         if problems:
             raise ConfigError("Refusing to start in production: " + "; ".join(problems))

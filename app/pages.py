@@ -20,8 +20,10 @@ def healthz():
 def register_pages(app) -> None:
     from app.devmail import register_devmail
     from app.mailings.webhooks import webhooks_blueprint
+    from app.tracking.views import register_tracking
 
     app.register_blueprint(home)
     app.register_blueprint(webhooks_blueprint)
+    register_tracking(app)
     if not app.config["CLARION"].is_production:
         register_devmail(app)

@@ -127,6 +127,7 @@ def test_production_starts_with_real_secrets_postgres_and_public_url():
         ({"DATABASE_URL": "sqlite:////srv/clarion.db"}, "DATABASE_URL"),
         ({"BASE_URL": "http://127.0.0.1:5000"}, "BASE_URL"),
         ({"BASE_URL": "http://localhost:5000"}, "BASE_URL"),
+        ({"BASE_URL": "http://act.example.org"}, "BASE_URL"),
     ],
 )
 def test_production_refuses_development_defaults(override, complaint):

@@ -88,13 +88,20 @@ def claim_rows(mailing_id: int, batch_no: int, lease_seconds: int) -> list[int]:
     return sorted(ids)
 
 
+# One statement per group of sent rows: record them, relax durability for this transaction
+# only, and read the mailing's status (pause/cancel) — one round trip plus the commit.
 _RECORD_SENT_PG = text(
     """
-    UPDATE deliveries
-    SET status = 'sent', message_id = v.message_id, sent_at = v.sent_at, lease_until = NULL
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:message_ids AS text[]),
-                CAST(:sent_at AS timestamptz[])) AS v(id, message_id, sent_at)
-    WHERE deliveries.id = v.id
+    WITH durability AS (SELECT set_config('synchronous_commit', 'off', true)),
+    recorded AS (
+        UPDATE deliveries
+        SET status = 'sent', message_id = v.message_id, sent_at = v.sent_at, lease_until = NULL
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:message_ids AS text[]),
+                    CAST(:sent_at AS timestamptz[])) AS v(id, message_id, sent_at)
+        WHERE deliveries.id = v.id
+        RETURNING 1
+    )
+    SELECT mailings.status FROM mailings, durability WHERE mailings.id = :mailing_id
     """
 )
 
@@ -113,7 +120,7 @@ class _Recorder:
         self.mailing_id = mailing_id
         self.accepted: list[dict] = []
         self.last_flush = time.monotonic()
-        self.asynchronous_commit = db.session.get_bind().dialect.name == "postgresql"
+        self.postgres = db.session.get_bind().dialect.name == "postgresql"
 
     def accept(self, delivery_id: int, message_id: str) -> str | None:
         """Note an accepted message; return why to stop if the mailing stopped sending."""
@@ -127,24 +134,27 @@ class _Recorder:
 
     def flush(self) -> str | None:
         """Write the accepted rows; return why to stop if the mailing is no longer sending."""
-        if self.asynchronous_commit:
-            db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        if self.accepted and self.asynchronous_commit:
-            # One statement for the whole group: arrays in, one round trip.
-            db.session.execute(
+        if self.postgres:
+            status = db.session.execute(
                 _RECORD_SENT_PG,
                 {
                     "ids": [row["id"] for row in self.accepted],
                     "message_ids": [row["message_id"] for row in self.accepted],
                     "sent_at": [row["sent_at"] for row in self.accepted],
+                    "mailing_id": self.mailing_id,
                 },
-            )
-        elif self.accepted:
-            db.session.execute(
-                update(Delivery).execution_options(synchronize_session=False),
-                [dict(row, status=DeliveryStatus.SENT, lease_until=None) for row in self.accepted],
-            )
-        status = db.session.scalar(select(Mailing.status).where(Mailing.id == self.mailing_id))
+            ).scalar_one()
+            status = MailingStatus(status)
+        else:
+            if self.accepted:
+                db.session.execute(
+                    update(Delivery).execution_options(synchronize_session=False),
+                    [
+                        dict(row, status=DeliveryStatus.SENT, lease_until=None)
+                        for row in self.accepted
+                    ],
+                )
+            status = db.session.scalar(select(Mailing.status).where(Mailing.id == self.mailing_id))
         db.session.commit()
         self.accepted = []
         self.last_flush = time.monotonic()

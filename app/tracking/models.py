@@ -45,9 +45,7 @@ class TrackingEvent(db.Model):
     delivery_id: Mapped[int | None] = mapped_column(
         ForeignKey("deliveries.id", ondelete="SET NULL")
     )
-    link_id: Mapped[int | None] = mapped_column(
-        ForeignKey("mailing_links.id", ondelete="SET NULL")
-    )
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_links.id", ondelete="SET NULL"))
     # The link's position in the mailing, kept as a plain number: the dedup key must not change
     # when the FK above is nulled by a cascade.
     link_position: Mapped[int | None] = mapped_column()

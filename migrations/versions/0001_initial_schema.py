@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 11:54:33.633964
+Create Date: 2026-11-25 12:11:23.864273
 
 """
 from alembic import op

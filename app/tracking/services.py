@@ -1,0 +1,374 @@
+"""Record what supporters do from their inbox, and act on their unsubscribe and preferences.
+
+Opens and clicks sit on the hot path of every mail sent, so recording is a single
+INSERT … ON CONFLICT DO NOTHING per event (plus one read for clicks), without loading ORM
+objects. Nothing here commits: the views do, once.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from datetime import timedelta
+from typing import NamedTuple
+
+from sqlalchemy import Connection, and_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.db import utcnow
+from app.extensions import db
+from app.mailings.models import Delivery, MailingLink
+from app.supporters.models import ListMembership, MailingList, SubscriptionStatus, Supporter
+from app.supporters.services import change_status
+from app.tracking import machine
+from app.tracking.models import EventKind, TrackingEvent, event_kind_enum
+from app.tracking.tokens import LinkClaims
+
+
+class CachedLink(NamedTuple):
+    id: int
+    url: str
+    is_honeypot: bool
+
+
+class _LinkCache:
+    """Links of recently clicked mailings, by position; a frozen mailing's links never change."""
+
+    def __init__(self, size: int = 512):
+        self._size = size
+        self._lock = threading.Lock()
+        self._mailings: OrderedDict[int, dict[int, CachedLink]] = OrderedDict()
+
+    def get(self, mailing_id: int) -> dict[int, CachedLink] | None:
+        with self._lock:
+            links = self._mailings.get(mailing_id)
+            if links is not None:
+                self._mailings.move_to_end(mailing_id)
+            return links
+
+    def put(self, mailing_id: int, links: dict[int, CachedLink]) -> None:
+        with self._lock:
+            self._mailings[mailing_id] = links
+            self._mailings.move_to_end(mailing_id)
+            while len(self._mailings) > self._size:
+                self._mailings.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._mailings.clear()
+
+
+link_cache = _LinkCache()
+
+
+def find_link(mailing_id: int, position: int) -> CachedLink | None:
+    """Return the tracked link at `position` of that mailing, or None."""
+    links = link_cache.get(mailing_id)
+    if links is None:
+        rows = db.session.execute(
+            select(
+                MailingLink.position, MailingLink.id, MailingLink.url, MailingLink.is_honeypot
+            ).where(MailingLink.mailing_id == mailing_id)
+        ).all()
+        links = {pos: CachedLink(link_id, url, honeypot) for pos, link_id, url, honeypot in rows}
+        if links:  # a mailing without links may not be frozen yet: do not remember it
+            link_cache.put(mailing_id, links)
+    return links.get(position)
+
+
+_EVENT_COLUMNS = (
+    "kind",
+    "mailing_id",
+    "supporter_id",
+    "delivery_id",
+    "occurred_at",
+    "user_agent_class",
+    "machine",
+    "machine_reason",
+)
+
+
+def _insert_for(dialect: str):
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+@functools.cache
+def _event_insert(dialect: str):
+    """Build once: INSERT … SELECT from the claims' delivery … ON CONFLICT DO NOTHING."""
+    table = TrackingEvent.__table__
+    source = select(
+        bindparam("kind", type_=event_kind_enum),
+        Delivery.mailing_id,
+        Delivery.supporter_id,
+        Delivery.id,
+        bindparam("occurred_at", type_=table.c.occurred_at.type),
+        bindparam("ua_class", type_=table.c.user_agent_class.type),
+        bindparam("machine", type_=table.c.machine.type),
+        bindparam("reason", type_=table.c.machine_reason.type),
+    ).where(
+        Delivery.mailing_id == bindparam("mailing_id"),
+        Delivery.supporter_id == bindparam("supporter_id"),
+    )
+    insert = _insert_for(dialect)(table).from_select(_EVENT_COLUMNS, source)
+    return insert.on_conflict_do_nothing()
+
+
+@functools.cache
+def _click_insert(dialect: str):
+    """Build once: the click and the open it implies, ON CONFLICT DO NOTHING."""
+    return _insert_for(dialect)(TrackingEvent.__table__).on_conflict_do_nothing()
+
+
+@functools.cache
+def _click_context():
+    """Build once: a delivery's sent_at and its recipient's clicks since :since."""
+    return (
+        select(
+            Delivery.id, Delivery.sent_at, TrackingEvent.link_position, TrackingEvent.occurred_at
+        )
+        .outerjoin(
+            TrackingEvent,
+            and_(
+                TrackingEvent.delivery_id == Delivery.id,
+                TrackingEvent.kind == EventKind.CLICK,
+                TrackingEvent.occurred_at >= bindparam("since"),
+            ),
+        )
+        .where(
+            Delivery.mailing_id == bindparam("mailing_id"),
+            Delivery.supporter_id == bindparam("supporter_id"),
+        )
+    )
+
+
+def _event_connection() -> Connection:
+    """Return the session's connection, in autocommit mode when the session is idle.
+
+    A pixel or click records one event and nothing else: autocommit makes that a single round
+    trip instead of BEGIN, INSERT, COMMIT. When the caller already has a transaction (an
+    unsubscribe changes the status too; tests run inside an outer transaction), join it.
+    """
+    session = db.session()  # the Session itself: scoped_session does not proxy in_transaction
+    if session.in_transaction() or isinstance(session.get_bind(), Connection):
+        return session.connection()
+    return session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def record_event(kind: EventKind, claims: LinkClaims, verdict: machine.Verdict) -> None:
+    """Record an event for the claims' delivery; nothing when there is no such delivery.
+
+    The row is selected from `deliveries`, so a token of an erased supporter (whose delivery
+    no longer names them) records nothing, and duplicates are dropped by the unique index.
+    """
+    # Core on the session's connection: no ORM work on the pixel's hot path.
+    connection = _event_connection()
+    connection.execute(
+        _event_insert(connection.dialect.name),
+        {
+            "kind": kind,
+            "mailing_id": claims.mailing_id,
+            "supporter_id": claims.supporter_id,
+            "occurred_at": utcnow(),
+            "ua_class": verdict.ua_class,
+            "machine": verdict.machine,
+            "reason": verdict.reason or None,
+        },
+    )
+
+
+def record_open(claims: LinkClaims, user_agent: str | None, method: str) -> machine.Verdict:
+    """Classify and record an open (the pixel was fetched)."""
+    verdict = machine.classify("open", user_agent, method, None, [], False)
+    record_event(EventKind.OPEN, claims, verdict)
+    return verdict
+
+
+def record_click(
+    claims: LinkClaims, position: int, link: CachedLink, user_agent: str | None, method: str
+) -> machine.Verdict | None:
+    """Classify and record a click, and the open it implies; None when there is no delivery."""
+    now = utcnow()
+    since = now - timedelta(seconds=machine.BURST_WINDOW_SECONDS)
+    connection = _event_connection()
+    # One round trip: the delivery's sent_at and this recipient's clicks in the burst window.
+    rows = connection.execute(
+        _click_context(),
+        {"since": since, "mailing_id": claims.mailing_id, "supporter_id": claims.supporter_id},
+    ).all()
+    if not rows:
+        return None
+    delivery_id, sent_at = rows[0][0], rows[0][1]
+    recent = [(pos, (now - at).total_seconds()) for _, _, pos, at in rows if at is not None]
+    recent.append((position, 0.0))
+    since_delivery = (now - sent_at).total_seconds() if sent_at is not None else None
+    verdict = machine.classify(
+        "click", user_agent, method, since_delivery, recent, link.is_honeypot
+    )
+    common = {
+        "mailing_id": claims.mailing_id,
+        "supporter_id": claims.supporter_id,
+        "delivery_id": delivery_id,
+        "occurred_at": now,
+        "user_agent_class": verdict.ua_class,
+        "machine": verdict.machine,
+        "machine_reason": verdict.reason or None,
+    }
+    # A click implies an open (images may have been blocked); the open row is dropped when
+    # one of the same human-or-machine kind exists already.
+    values = [
+        {"kind": EventKind.CLICK, "link_id": link.id, "link_position": position, **common},
+        {"kind": EventKind.OPEN, "link_id": None, "link_position": None, **common},
+    ]
+    connection.execute(_click_insert(connection.dialect.name), values)
+    if verdict.reason == "burst":
+        _mark_burst(delivery_id, since)
+    return verdict
+
+
+def _mark_burst(delivery_id: int, since) -> None:
+    """Turn the burst's earlier human clicks (and the opens they implied) into machine ones."""
+    params = {"delivery_id": delivery_id, "since": since}
+    # Flip the flag where no machine twin holds the (delivery, kind, link, machine) key yet…
+    db.session.execute(
+        text(
+            """
+            UPDATE tracking_events SET machine = true, machine_reason = 'burst'
+            WHERE delivery_id = :delivery_id AND kind IN ('click', 'open') AND NOT machine
+              AND occurred_at >= :since
+              AND NOT EXISTS (
+                SELECT 1 FROM tracking_events twin
+                WHERE twin.delivery_id = tracking_events.delivery_id
+                  AND twin.kind = tracking_events.kind
+                  AND coalesce(twin.link_position, -1) = coalesce(tracking_events.link_position, -1)
+                  AND twin.machine)
+            """
+        ),
+        params,
+    )
+    # …and drop the human rows whose machine twin exists: they were the same scanner.
+    db.session.execute(
+        text(
+            """
+            DELETE FROM tracking_events
+            WHERE delivery_id = :delivery_id AND kind IN ('click', 'open') AND NOT machine
+              AND occurred_at >= :since
+            """
+        ),
+        params,
+    )
+
+
+def unsubscribe(
+    supporter: Supporter,
+    mailing_id: int,
+    *,
+    channel: str,
+    user_agent: str | None = None,
+    ua_class: str | None = None,
+) -> bool:
+    """Unsubscribe a subscribed supporter and record the event; return whether status changed.
+
+    A bounced or complained supporter stays as they are: they are not mailed either way, and
+    "unsubscribed" would wrongly offer them a resubscribe button.
+    """
+    changed = False
+    if supporter.status == SubscriptionStatus.SUBSCRIBED:
+        changed = change_status(
+            supporter,
+            SubscriptionStatus.UNSUBSCRIBED,
+            channel=channel,
+            actor="supporter",
+            detail=f"mailing {mailing_id}",
+        )
+    verdict = machine.Verdict(False, "", ua_class or machine.user_agent_class(user_agent))
+    record_event(EventKind.UNSUBSCRIBE, LinkClaims(mailing_id, supporter.id), verdict)
+    return changed
+
+
+def supporter_lists(supporter: Supporter) -> list[MailingList]:
+    return sorted(supporter.lists, key=lambda m: m.name.lower())
+
+
+class PreferenceRefused(Exception):
+    """The supporter asked for something the preferences page may not do; message says why."""
+
+
+def apply_preferences(
+    supporter: Supporter, mailing_id: int, action: str, keep_list_ids: set[int]
+) -> str:
+    """Apply a preferences form; return a short message saying what changed."""
+    detail = f"mailing {mailing_id}"
+    if action == "unsubscribe_all":
+        if supporter.status == SubscriptionStatus.SUBSCRIBED:
+            change_status(
+                supporter,
+                SubscriptionStatus.UNSUBSCRIBED,
+                channel="preferences",
+                actor="supporter",
+                detail=detail,
+            )
+            record_event(
+                EventKind.UNSUBSCRIBE,
+                LinkClaims(mailing_id, supporter.id),
+                machine.Verdict(False, "", "browser"),
+            )
+        return "You are unsubscribed from all our emails."
+    if action == "resubscribe":
+        # Bounced and complained addresses are suppressed for the sender's reputation (and a
+        # complaint is the person telling their provider we are spam): staff decide those.
+        if supporter.status != SubscriptionStatus.UNSUBSCRIBED:
+            raise PreferenceRefused("Your subscription cannot be changed from this page.")
+        change_status(
+            supporter,
+            SubscriptionStatus.SUBSCRIBED,
+            channel="preferences",
+            actor="supporter",
+            detail=detail,
+        )
+        return "Welcome back: you are subscribed again."
+    if action == "save":
+        leaving = [m for m in supporter.lists if m.id not in keep_list_ids]
+        for mailing_list in leaving:
+            db.session.execute(
+                ListMembership.__table__.delete().where(
+                    ListMembership.list_id == mailing_list.id,
+                    ListMembership.supporter_id == supporter.id,
+                )
+            )
+        db.session.expire(supporter, ["lists"])
+        if not leaving:
+            return "Nothing changed."
+        names = ", ".join(m.name for m in leaving)
+        return f"You have left: {names}."
+    raise PreferenceRefused("That form could not be understood. Please try again.")
+
+
+# A blank 1×1 GIF inline, so the page viewed in a browser fetches no open pixel.
+BLANK_GIF_URI = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
+
+def render_for_browser(mailing, supporter: Supporter, settings) -> str:
+    """Render a frozen mailing's HTML for one supporter as their mail showed it, minus the pixel."""
+    from app.mailings.recipients import supporter_fields
+    from app.tracking.links import recipient_urls
+    from app.tracking.tokens import TokenService
+    from mailers.render import FrozenMailing
+
+    frozen = FrozenMailing.from_sources(
+        mailing.frozen_subject,
+        mailing.frozen_html,
+        mailing.frozen_text,
+        [(link.position, link.url, link.is_honeypot) for link in mailing.links],
+    )
+    # The context MessageFactory renders with: empty fields stay undefined so that
+    # `default("Friend")` applies, then the recipient's URLs.
+    fields = supporter_fields(supporter)
+    context = {k: v for k, v in fields.items() if v is not None and v != ""}
+    urls = recipient_urls(
+        settings.base_url, TokenService(settings.secret_keys), mailing.id, supporter.id
+    )
+    urls["open_url"] = BLANK_GIF_URI  # a view in the browser is not an open
+    context.update(urls)
+    return frozen.html_template.render(context)

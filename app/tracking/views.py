@@ -1,0 +1,268 @@
+"""The URLs in every mail: open pixel, tracked clicks, unsubscribe, preferences, web view.
+
+Paths are fixed by app/tracking/links.py. Supporters reach these pages from their inbox with no
+login: the signed token in the path is their only credential, so pages never show more than
+the token's own supporter, and a bad token gets a friendly page, never a traceback.
+
+CSRF on POST /p/<token>: the token in the path is the secret an attacker would need, and the
+form must repeat it in a hidden field; a browser's Origin (or Referer) header, when sent, must
+name this site. POST /u/<token> takes RFC 8058 one-click requests from mail providers, which
+carry no cookie, no Origin and no form token, so the path token alone authorises it; it can
+only ever unsubscribe.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request
+
+from app.extensions import db
+from app.mailings.models import Mailing
+from app.supporters.models import SubscriptionStatus, Supporter
+from app.tracking import services
+from app.tracking.tokens import LinkClaims, Purpose, TokenError, TokenExpired, TokenService
+
+tracking = Blueprint("tracking", __name__)
+
+# GIF89a, 1×1, one transparent colour: the smallest image every mail client shows.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+PIXEL_HEADERS = {
+    "Content-Type": "image/gif",
+    "Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+# Unsubscribe links must keep working long after the mail was sent (never refuse an opt-out);
+# preferences and web views may resubscribe or show personal data, so they age out.
+PAGE_MAX_AGE = 400 * 24 * 3600
+
+
+class LinkProblem(Exception):
+    def __init__(self, status: int, title: str, message: str):
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+def _tokens() -> TokenService:
+    service = current_app.extensions.get("clarion.tokens")
+    if service is None:
+        service = TokenService(current_app.config["CLARION"].secret_keys)
+        current_app.extensions["clarion.tokens"] = service
+    return service
+
+
+def _claims(purpose: Purpose, token: str, max_age: int | None = None) -> LinkClaims:
+    try:
+        return _tokens().loads(purpose, token, max_age=max_age)
+    except TokenExpired as exc:
+        raise LinkProblem(
+            410,
+            "This link has expired",
+            "For your privacy this link only works for a while. Please use the link in a "
+            "more recent email from us.",
+        ) from exc
+    except TokenError as exc:
+        raise LinkProblem(
+            400,
+            "This link is not valid",
+            "The link may have been cut short or changed when it was copied. Please open it "
+            "again from the email, or copy the whole address.",
+        ) from exc
+
+
+def _supporter(claims: LinkClaims) -> Supporter:
+    supporter = db.session.get(Supporter, claims.supporter_id)
+    if supporter is None:
+        raise LinkProblem(
+            410,
+            "Already removed",
+            "We no longer hold your details, so you will not get any more emails from us.",
+        )
+    return supporter
+
+
+@tracking.errorhandler(LinkProblem)
+def _link_problem(exc: LinkProblem):
+    return (
+        render_template(
+            "tracking/problem.html", title=exc.title, message=exc.message, status=exc.status
+        ),
+        exc.status,
+    )
+
+
+@tracking.after_request
+def _private(response: Response) -> Response:
+    # Tokens are in these URLs: keep them out of caches, search engines and Referer headers.
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Robots-Tag", "noindex, nofollow")
+    return response
+
+
+def _user_agent() -> str:
+    return request.headers.get("User-Agent", "")
+
+
+@tracking.route("/o/<token>.gif", methods=["GET", "HEAD"])
+def open_pixel(token: str):
+    """Answer the pixel, always; record an open when the token is good."""
+    try:
+        claims = _tokens().loads(Purpose.OPEN, token)
+    except TokenError:
+        claims = None
+    if claims is not None:
+        try:
+            services.record_open(claims, _user_agent(), request.method)
+            db.session.commit()
+        except Exception:
+            # A broken image in someone's inbox helps nobody: log, forget the event.
+            current_app.logger.exception("could not record an open")
+            db.session.rollback()
+    return Response(PIXEL, 200, PIXEL_HEADERS)
+
+
+@tracking.route("/c/<token>/<int:position>", methods=["GET", "HEAD"])
+def click(token: str, position: int):
+    """Record a click and redirect to the stored URL of that mailing's link."""
+    claims = _claims(Purpose.CLICK, token)
+    link = services.find_link(claims.mailing_id, position)
+    if link is None:
+        raise LinkProblem(
+            404, "Link not found", "This link does not lead anywhere. Please check the email."
+        )
+    try:
+        services.record_click(claims, position, link, _user_agent(), request.method)
+        db.session.commit()
+    except Exception:
+        current_app.logger.exception("could not record a click")
+        db.session.rollback()
+    if not link.url:  # the honeypot may have no target: a scanner gets nothing to follow
+        return Response(status=204)
+    # Only ever the stored URL: nothing from the request decides where people are sent.
+    return redirect(link.url, 302)
+
+
+@tracking.route("/u/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str):
+    """Confirm page on GET; unsubscribe on the page's POST or an RFC 8058 one-click POST."""
+    claims = _claims(Purpose.UNSUBSCRIBE, token, max_age=None)
+    settings = current_app.config["CLARION"]
+    if request.method == "POST" and "List-Unsubscribe" in request.form:
+        # RFC 8058 one-click, sent by the mail provider's servers: effective at once, 2xx, no
+        # redirect. An erased supporter gets a 200 too, since they will not be mailed either.
+        supporter = db.session.get(Supporter, claims.supporter_id)
+        if supporter is not None:
+            services.unsubscribe(
+                supporter, claims.mailing_id, channel="one_click", user_agent=_user_agent()
+            )
+            db.session.commit()
+        return Response("You are unsubscribed.\n", 200, {"Content-Type": "text/plain"})
+
+    supporter = _supporter(claims)
+    preferences_url = f"/p/{_tokens().dumps(Purpose.PREFERENCES, *_ids(claims))}"
+    if request.method == "GET":
+        # Never unsubscribe on GET: link scanners follow every link in a mail.
+        return render_template(
+            "tracking/unsubscribe_confirm.html",
+            organisation=settings.organisation_name,
+            already=supporter.is_suppressed,
+            preferences_url=preferences_url,
+        )
+    if request.form.get("confirm") != "1":
+        raise LinkProblem(
+            400, "Nothing was changed", "Please use the button on the unsubscribe page."
+        )
+    services.unsubscribe(supporter, claims.mailing_id, channel="link", user_agent=_user_agent())
+    db.session.commit()
+    return render_template(
+        "tracking/unsubscribed.html",
+        organisation=settings.organisation_name,
+        preferences_url=preferences_url,
+    )
+
+
+def _ids(claims: LinkClaims) -> tuple[int, int]:
+    return claims.mailing_id, claims.supporter_id
+
+
+def _same_site() -> bool:
+    """Return False when the browser says the form was posted from another site."""
+    sender = request.headers.get("Origin") or request.headers.get("Referer")
+    if not sender:
+        return True  # browsers may omit both; the token in path and form still has to match
+    if sender == "null":
+        return False  # an opaque origin: a sandboxed frame or a data: URL
+    host = urlsplit(sender).netloc
+    ours = {request.host, urlsplit(current_app.config["CLARION"].base_url).netloc}
+    return host in ours
+
+
+@tracking.route("/p/<token>", methods=["GET", "POST"])
+def preferences(token: str):
+    """Show the supporter's lists and subscription; apply the form on POST."""
+    claims = _claims(Purpose.PREFERENCES, token, max_age=PAGE_MAX_AGE)
+    supporter = _supporter(claims)
+    message, status = None, 200
+    if request.method == "POST":
+        form_token = request.form.get("token", "")
+        if not _same_site() or not hmac.compare_digest(form_token.encode(), token.encode()):
+            raise LinkProblem(
+                400,
+                "Nothing was changed",
+                "The form did not come from this page. Please open the preferences link in "
+                "your email again.",
+            )
+        keep = {int(v) for v in request.form.getlist("keep") if v.isdigit()}
+        try:
+            message = services.apply_preferences(
+                supporter, claims.mailing_id, request.form.get("action", ""), keep
+            )
+            db.session.commit()
+        except services.PreferenceRefused as exc:
+            db.session.rollback()
+            message, status = str(exc), 409
+    return (
+        render_template(
+            "tracking/preferences.html",
+            organisation=current_app.config["CLARION"].organisation_name,
+            supporter=supporter,
+            lists=services.supporter_lists(supporter),
+            status=supporter.status.value,
+            subscribed=supporter.status == SubscriptionStatus.SUBSCRIBED,
+            can_resubscribe=supporter.status == SubscriptionStatus.UNSUBSCRIBED,
+            token=token,
+            message=message,
+        ),
+        status,
+    )
+
+
+# The mail's own HTML, from our origin: no script, no forms, no framing.
+VIEW_CSP = (
+    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; font-src * data:; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@tracking.get("/v/<token>")
+def view_in_browser(token: str):
+    """Show the mail as its recipient got it; not counted as an open."""
+    claims = _claims(Purpose.VIEW, token, max_age=PAGE_MAX_AGE)
+    mailing = db.session.get(Mailing, claims.mailing_id)
+    if mailing is None or not mailing.frozen_html:
+        raise LinkProblem(404, "Email not found", "This email is no longer available.")
+    supporter = _supporter(claims)
+    html = services.render_for_browser(mailing, supporter, current_app.config["CLARION"])
+    return Response(
+        html,
+        200,
+        {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": VIEW_CSP},
+    )
+
+
+def register_tracking(app) -> None:
+    app.register_blueprint(tracking)
