@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import exists, select, text, update
@@ -21,38 +21,29 @@ from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
 from app.mailings.models import (
-    BounceEvent,
-    BounceKind,
     Delivery,
     DeliveryStatus,
     Mailing,
     MailingStatus,
 )
+from app.mailings.outcomes import (
+    BatchResult,
+    count_outcomes,
+    defer,
+    fail_permanently,
+    fail_unbuildable,
+)
 from app.mailings.recipients import factories, recipient_from_fields, sender_of
 from app.mailings.throttle import ConnectionSlots, RateLimiter
 from app.queues import redis_connection
 from app.supporters.models import SubscriptionStatus, Supporter
-from app.supporters.services import change_status
 from app.tracking.tokens import TokenService
-from mailers.transport import DeliveryError, PermanentFailure, SmtpTransport, TemporaryFailure
+from mailers.transport import PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
 PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
 RECORD_INTERVAL = 0.2
-MIN_ATTEMPTS_FOR_ERROR_RATE = 50
-
-
-@dataclass
-class BatchResult:
-    claimed: int = 0
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    suppressed: int = 0
-    released: int = 0
-    stopped_because: str | None = None
-    errors: list[str] = field(default_factory=list)
 
 
 def claim_rows(mailing_id: int, batch_no: int, lease_seconds: int) -> list[int]:
@@ -234,17 +225,17 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
                 except TemporaryFailure as exc:
                     recorder.flush()
                     if exc.code is None:  # the server is unreachable: stop, retry the rest later
-                        _defer(remaining, exc, settings, result)
+                        defer(remaining, exc, settings, result)
                         remaining = []
                         result.stopped_because = f"SMTP unavailable: {exc}"
                         break
-                    _defer([delivery_id], exc, settings, result)
+                    defer([delivery_id], exc, settings, result)
                 except PermanentFailure as exc:
                     recorder.flush()
-                    _fail_permanently(mailing_id, delivery_id, person.supporter_id, exc, result)
+                    fail_permanently(mailing_id, delivery_id, person.supporter_id, exc, result)
                 except ValueError as exc:  # InvalidAddress and other values no mail can carry
                     recorder.flush()
-                    _fail_unbuildable(delivery_id, exc, result)
+                    fail_unbuildable(delivery_id, exc, result)
                 else:
                     remaining.pop(0)
                     result.sent += 1
@@ -258,7 +249,7 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
         slots.release()
     if remaining:
         _release(remaining, result)
-    _count_attempts(settings, mailing_id, result)
+    count_outcomes(settings, mailing_id, result)
     finish_if_complete(mailing_id)
     db.session.commit()
     return result
@@ -350,108 +341,6 @@ def _release(ids: list[int], result: BatchResult) -> None:
     )
     db.session.commit()
     result.released += len(ids)
-
-
-def _defer(ids: list[int], exc: DeliveryError, settings: Settings, result: BatchResult) -> None:
-    """Retry later with exponential backoff, or fail once the attempts are used up."""
-    rows = db.session.execute(
-        select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))
-    ).all()
-    now = utcnow()
-    for delivery_id, attempts in rows:
-        if attempts >= settings.max_send_attempts:
-            values = {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
-            result.failed += 1
-        else:
-            backoff = settings.retry_base_seconds * 2 ** (attempts - 1)
-            values = {
-                "status": DeliveryStatus.DEFERRED,
-                "next_attempt_at": now + timedelta(seconds=backoff),
-            }
-            result.deferred += 1
-        db.session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id)
-            .values(lease_until=None, last_error=str(exc)[:1000], **values)
-            .execution_options(synchronize_session=False)
-        )
-    db.session.commit()
-
-
-def _fail_permanently(
-    mailing_id: int, delivery_id: int, supporter_id: int, exc: Exception, result: BatchResult
-) -> None:
-    """A 5xx reply is a hard bounce: fail the row and never mail this address again."""
-    db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id)
-        .values(status=DeliveryStatus.FAILED, lease_until=None, last_error=str(exc)[:1000])
-        .execution_options(synchronize_session=False)
-    )
-    db.session.add(
-        BounceEvent(
-            kind=BounceKind.HARD,
-            source="smtp",
-            mailing_id=mailing_id,
-            supporter_id=supporter_id,
-            delivery_id=delivery_id,
-            detail=str(exc)[:1000],
-        )
-    )
-    change_status(
-        db.session.get(Supporter, supporter_id),
-        SubscriptionStatus.BOUNCED,
-        channel="bounce",
-        actor="smtp",
-        detail=f"mailing {mailing_id}: {str(exc)[:300]}",
-    )
-    db.session.commit()
-    result.failed += 1
-
-
-def _fail_unbuildable(delivery_id: int, exc: Exception, result: BatchResult) -> None:
-    """No message can be built for this row (say, an address SMTP cannot carry): fail it alone."""
-    db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id)
-        .values(
-            status=DeliveryStatus.FAILED,
-            lease_until=None,
-            last_error=f"could not build the message: {exc}"[:1000],
-        )
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    result.failed += 1
-
-
-def _count_attempts(settings: Settings, mailing_id: int, result: BatchResult) -> None:
-    """Pause a mailing whose failure rate passes the threshold, and say why."""
-    attempted = result.sent + result.failed + result.deferred
-    if not attempted:
-        return
-    redis = redis_connection(settings.redis_url)
-    key = f"{settings.queue_prefix}:mailing:{mailing_id}:outcomes"
-    with redis.pipeline() as pipe:
-        pipe.hincrby(key, "attempted", attempted)
-        pipe.hincrby(key, "failed", result.failed + result.deferred)
-        pipe.expire(key, 30 * 24 * 3600)
-        total, failed, _ = pipe.execute()
-    if total >= MIN_ATTEMPTS_FOR_ERROR_RATE and failed / total > settings.error_pause_threshold:
-        reason = (
-            f"Paused automatically: {failed} of {total} attempts failed "
-            f"({failed / total:.0%}, above {settings.error_pause_threshold:.0%}). "
-            "Check the SMTP server and the failed deliveries, then resume."
-        )
-        paused = db.session.execute(
-            update(Mailing)
-            .where(Mailing.id == mailing_id, Mailing.status == MailingStatus.SENDING)
-            .values(status=MailingStatus.PAUSED, status_reason=reason)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if paused:
-            log.warning("mailing %s: %s", mailing_id, reason)
-        db.session.commit()
 
 
 def finish_if_complete(mailing_id: int) -> bool:

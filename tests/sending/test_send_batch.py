@@ -211,3 +211,17 @@ def test_only_drafts_can_be_sent(settings):
     with pytest.raises(SendError):
         request_send(mailing, settings)
     assert db.session.get(Mailing, mailing.id).frozen_html is None
+
+
+def test_mailing_pauses_itself_when_most_attempts_fail(settings, smtp_sink, redis_conn):
+    settings = replace(settings, smtp_url=smtp_sink.url, batch_size=100, error_pause_threshold=0.2)
+    smtp_sink.refuse_with(lambda rcpt: "451 4.3.0 mailbox busy")
+    audience = make_list()
+    make_supporters(60, mailing_list=audience)
+    mailing = make_mailing(audience)
+    _start(settings, mailing)
+    result = send_batch(mailing.id, 0, settings)
+    assert result.deferred == 60
+    db.session.refresh(mailing)
+    assert mailing.status == MailingStatus.PAUSED
+    assert "60 of 60 attempts failed" in mailing.status_reason

@@ -1,0 +1,150 @@
+"""What happens to a delivery that was not simply accepted: retry, failure, hard bounce,
+and pausing a mailing whose failure rate says something is wrong."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from redis.exceptions import RedisError
+from sqlalchemy import select, update
+
+from app.config import Settings
+from app.db import utcnow
+from app.extensions import db
+from app.mailings.models import (
+    BounceEvent,
+    BounceKind,
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingStatus,
+)
+from app.queues import redis_connection
+from app.supporters.models import SubscriptionStatus, Supporter
+from app.supporters.services import change_status
+from mailers.transport import DeliveryError
+
+log = logging.getLogger(__name__)
+
+MIN_ATTEMPTS_FOR_ERROR_RATE = 50
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    released: int = 0
+    stopped_because: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def defer(ids: list[int], exc: DeliveryError, settings: Settings, result: BatchResult) -> None:
+    """Retry later with exponential backoff, or fail once the attempts are used up."""
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))
+    ).all()
+    now = utcnow()
+    for delivery_id, attempts in rows:
+        if attempts >= settings.max_send_attempts:
+            values = {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
+            result.failed += 1
+        else:
+            backoff = settings.retry_base_seconds * 2 ** (attempts - 1)
+            values = {
+                "status": DeliveryStatus.DEFERRED,
+                "next_attempt_at": now + timedelta(seconds=backoff),
+            }
+            result.deferred += 1
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(lease_until=None, last_error=str(exc)[:1000], **values)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+
+
+def fail_permanently(
+    mailing_id: int, delivery_id: int, supporter_id: int, exc: Exception, result: BatchResult
+) -> None:
+    """A 5xx reply is a hard bounce: fail the row and never mail this address again."""
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(status=DeliveryStatus.FAILED, lease_until=None, last_error=str(exc)[:1000])
+        .execution_options(synchronize_session=False)
+    )
+    db.session.add(
+        BounceEvent(
+            kind=BounceKind.HARD,
+            source="smtp",
+            mailing_id=mailing_id,
+            supporter_id=supporter_id,
+            delivery_id=delivery_id,
+            detail=str(exc)[:1000],
+        )
+    )
+    change_status(
+        db.session.get(Supporter, supporter_id),
+        SubscriptionStatus.BOUNCED,
+        channel="bounce",
+        actor="smtp",
+        detail=f"mailing {mailing_id}: {str(exc)[:300]}",
+    )
+    db.session.commit()
+    result.failed += 1
+
+
+def fail_unbuildable(delivery_id: int, exc: Exception, result: BatchResult) -> None:
+    """No message can be built for this row (say, an address SMTP cannot carry): fail it alone."""
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(
+            status=DeliveryStatus.FAILED,
+            lease_until=None,
+            last_error=f"could not build the message: {exc}"[:1000],
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    result.failed += 1
+
+
+def count_outcomes(settings: Settings, mailing_id: int, result: BatchResult) -> None:
+    """Pause a mailing whose failure rate passes the threshold, and say why."""
+    attempted = result.sent + result.failed + result.deferred
+    if not attempted:
+        return
+    redis = redis_connection(settings.redis_url)
+    key = f"{settings.queue_prefix}:mailing:{mailing_id}:outcomes"
+    try:
+        with redis.pipeline() as pipe:
+            pipe.hincrby(key, "attempted", attempted)
+            pipe.hincrby(key, "failed", result.failed + result.deferred)
+            pipe.expire(key, 30 * 24 * 3600)
+            total, failed, _ = pipe.execute()
+    except RedisError as exc:
+        # The counters only feed the automatic pause; the deliveries are already recorded.
+        log.warning("mailing %s: outcome counters unavailable (%s)", mailing_id, exc)
+        return
+    if total >= MIN_ATTEMPTS_FOR_ERROR_RATE and failed / total > settings.error_pause_threshold:
+        reason = (
+            f"Paused automatically: {failed} of {total} attempts failed "
+            f"({failed / total:.0%}, above {settings.error_pause_threshold:.0%}). "
+            "Check the SMTP server and the failed deliveries, then resume."
+        )
+        paused = db.session.execute(
+            update(Mailing)
+            .where(Mailing.id == mailing_id, Mailing.status == MailingStatus.SENDING)
+            .values(status=MailingStatus.PAUSED, status_reason=reason)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if paused:
+            log.warning("mailing %s: %s", mailing_id, reason)
+        db.session.commit()
