@@ -65,6 +65,7 @@ def _migrations_dir():
 def _import_models() -> None:
     """Import every domain's models so SQLAlchemy and Alembic see the whole schema."""
     import app.auth.models  # noqa: F401
+    import app.campaigns.models  # noqa: F401
     import app.mailings.models  # noqa: F401
     import app.supporters.models  # noqa: F401
     import app.tracking.models  # noqa: F401
@@ -92,8 +93,9 @@ def _register_error_pages(app: Flask) -> None:
     def handle_http_exception(exc: HTTPException):
         if wants_json():
             return http_error_response(exc)
-        return render_template("error.html", status=exc.code, title=exc.name,
-                               message=exc.description), exc.code
+        return render_template(
+            "error.html", status=exc.code, title=exc.name, message=exc.description
+        ), exc.code
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
@@ -102,5 +104,9 @@ def _register_error_pages(app: Flask) -> None:
         if wants_json():
             return unexpected_error_response(exc)
         app.logger.exception("unhandled error on %s", request.path)
-        return render_template("error.html", status=500, title="Something went wrong",
-                               message="We could not complete that. Please try again shortly."), 500
+        return render_template(
+            "error.html",
+            status=500,
+            title="Something went wrong",
+            message="We could not complete that. Please try again shortly.",
+        ), 500

@@ -48,7 +48,9 @@ def get_queue(settings: Settings, name: QueueName | str) -> Queue:
 
 def all_queues(settings: Settings) -> list[Queue]:
     # Order is priority order for a worker listening on all of them.
-    return [get_queue(settings, name) for name in (QueueName.SEND, QueueName.DEFAULT, QueueName.IMPORTS)]
+    return [
+        get_queue(settings, name) for name in (QueueName.SEND, QueueName.DEFAULT, QueueName.IMPORTS)
+    ]
 
 
 def call_after_commit(session: Session, callback: Callable[[], None]) -> None:

@@ -23,7 +23,9 @@ def create_command(name: str, role: str) -> None:
     token, secret = create_token(name, role)
     db.session.commit()
     click.echo(secret)
-    click.echo(f"(token #{token.id} '{name}', role {role}; store it now, it is not shown again)", err=True)
+    click.echo(
+        f"(token #{token.id} '{name}', role {role}; store it now, it is not shown again)", err=True
+    )
 
 
 @tokens_cli.command("list")

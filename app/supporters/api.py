@@ -16,7 +16,7 @@ from app.api.pagination import page_schema, paginate
 from app.auth.models import Role
 from app.extensions import db
 from app.supporters import schemas as s
-from app.supporters import services
+from app.supporters import services, subject_access
 from app.supporters.groups_api import imports, lists, segments, service_errors, tags
 from app.supporters.models import ListMembership, MailingList, Supporter, SupporterTag, Tag
 
@@ -129,7 +129,7 @@ def erase_supporter(supporter_id):
 @supporters.response(200, description="Everything stored about the supporter, as JSON.")
 def export_supporter(supporter_id):
     """Export everything stored about a supporter (GDPR access request)."""
-    return services.export_supporter(get_or_404(Supporter, supporter_id, "supporter"))
+    return subject_access.export_supporter(get_or_404(Supporter, supporter_id, "supporter"))
 
 
 @supporters.get("/<int:supporter_id>/history")
