@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
+from jinja2 import nodes
+
 if TYPE_CHECKING:
     from mailers.dkim import DkimSigner
     from mailers.render import FrozenMailing
@@ -93,8 +95,8 @@ class MessageFactory:
         if mailing_ref is not None and not _HEADER_ID.match(mailing_ref):
             raise ValueError("mailing_ref must be printable ASCII without spaces")
         self._subject = frozen.subject_template
-        self._html = frozen.html_template
-        self._text = frozen.text_template
+        self._html = _QuotedPrintableBody(frozen.html_template, frozen.html_source)
+        self._text = _QuotedPrintableBody(frozen.text_template, frozen.text_source)
         self._dkim = dkim
         self._mailto = unsubscribe_mailto
         self._id_suffix = "@" + message_id_domain + ">"
@@ -153,8 +155,8 @@ class MessageFactory:
         ).encode()
         # The templates emit CRLF line endings (see merge.py) and _context turned every line
         # break in a field into CRLF, so b2a_qp keeps CRLF and soft-breaks lines at 76.
-        text = binascii.b2a_qp(self._text.render(context).encode("utf-8"))
-        html = binascii.b2a_qp(self._html.render(context).encode("utf-8"))
+        text = self._text.render(context)
+        html = self._html.render(context)
         data = b"".join(
             (
                 headers,
@@ -169,6 +171,55 @@ class MessageFactory:
         if self._dkim is not None:
             data = self._dkim.sign(data) + data
         return BuiltMessage(message_id=message_id, data=data)
+
+
+class _QuotedPrintableBody:
+    """Render a body template straight to quoted-printable, encoding its static text once.
+
+    Jinja yields the template's literal text and each merge value as separate chunks. Each
+    chunk is encoded on its own and the chunks are joined with soft line breaks ("=" CRLF),
+    which decode to nothing, so the result decodes to exactly the rendered body. The literal
+    chunks (most of a 20 KB mail) are encoded once per mailing; only merge values and
+    per-recipient URLs are encoded per message.
+    """
+
+    def __init__(self, template, source: str):
+        self._template = template
+        self._literal = {
+            node.data for node in template.environment.parse(source).find_all(nodes.TemplateData)
+        }
+        self._encoded: dict[str, bytes] = {}
+
+    def render(self, context: dict) -> bytes:
+        parts = []
+        for chunk in self._template.generate(context):
+            if not chunk:
+                continue
+            encoded = self._encoded.get(chunk)
+            if encoded is None:
+                encoded = _qp_chunk(chunk)
+                if chunk in self._literal:
+                    self._encoded[str(chunk)] = encoded
+            parts.append(encoded)
+        return b"=\r\n".join(parts)
+
+
+def _qp_chunk(chunk: str) -> bytes:
+    data = chunk.encode("utf-8")
+    encoded = binascii.b2a_qp(data)
+    if b"\r\n" not in data:
+        # b2a_qp writes soft breaks in the line-ending style it sees, LF when it sees none.
+        encoded = encoded.replace(b"\n", b"\r\n")
+    # The soft break that follows must still fit in a 76-character line.
+    last = encoded.rfind(b"\n") + 1
+    if len(encoded) - last > 75:
+        cut = last + 75
+        if encoded[cut - 1 : cut] == b"=":
+            cut -= 1
+        elif encoded[cut - 2 : cut - 1] == b"=":
+            cut -= 2
+        encoded = encoded[:cut] + b"=\r\n" + encoded[cut:]
+    return encoded
 
 
 def _context(recipient: Recipient) -> dict:
