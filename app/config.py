@@ -101,7 +101,7 @@ class Settings:
     import_dir: Path = PROJECT_ROOT / "var" / "imports"
     capture_dir: Path = PROJECT_ROOT / "var" / "mailbox"
     queue_prefix: str = "clarion"
-    batch_size: int = 250
+    batch_size: int = 500
     lease_seconds: int = 60
     # Sent rows are recorded in groups of this many (or every 0.2 s): the most messages a
     # worker killed at the worst moment can have had accepted by SMTP but not yet recorded.

@@ -175,6 +175,7 @@ def run_end_to_end(
         BASE_URL=settings.base_url,
         SMTP_URL=f"smtp://127.0.0.1:{sink_port}",
         SMTP_MAX_CONNECTIONS=str(workers),
+        SEND_BATCH_SIZE=str(settings.batch_size),
     )
     procs = [
         subprocess.Popen(
@@ -252,6 +253,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--snapshot", type=int, default=1_000_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=Settings.batch_size)
     args = parser.parse_args()
 
     import redis
@@ -263,6 +265,7 @@ def main() -> None:
         queue_prefix="clarion-bench",
         base_url="https://act.example.org",
         secret_keys=("bench-secret-key-0123456789abcdef-0123456789",),
+        batch_size=args.batch_size,
     )
     app = fresh_database(settings)
     from app.extensions import db

@@ -103,8 +103,8 @@ def test_base_url_loses_trailing_slash_and_paths_are_read():
 
 
 def test_numeric_settings_are_parsed_and_bad_numbers_rejected():
-    settings = Settings.from_env({"SEND_BATCH_SIZE": "500", "SMTP_MAX_RATE": "12.5"})
-    assert settings.batch_size == 500 and settings.smtp_max_rate == 12.5
+    settings = Settings.from_env({"SEND_BATCH_SIZE": "300", "SMTP_MAX_RATE": "12.5"})
+    assert settings.batch_size == 300 and settings.smtp_max_rate == 12.5
     with pytest.raises(ConfigError, match="SEND_BATCH_SIZE"):
         Settings.from_env({"SEND_BATCH_SIZE": "lots"})
     with pytest.raises(ConfigError, match="SMTP_MAX_RATE"):
