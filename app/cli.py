@@ -9,6 +9,7 @@ from flask.cli import FlaskGroup
 def register_commands(app) -> None:
     """Attach each domain's command group to the app's CLI."""
     from app.auth.cli import tokens_cli
+    from app.campaigns.cli import campaigns_cli
     from app.demo import demo_cli
     from app.mailings.bounce_cli import bounces_cli
     from app.mailings.cli import mailings_cli
@@ -22,6 +23,7 @@ def register_commands(app) -> None:
         supporters_cli,
         unsubscribes_cli,
         mailings_cli,
+        campaigns_cli,
         bounces_cli,
         worker_command,
     ):

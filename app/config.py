@@ -118,6 +118,7 @@ class Settings:
     ses_topic_arns: tuple[str, ...] = ()
     webhook_secret: str | None = None
     soft_bounce_limit: int = 3
+    letters_per_target_per_hour: int = 200
 
     @property
     def smtp(self) -> SmtpSettings:
@@ -169,6 +170,9 @@ class Settings:
             ),
             webhook_secret=environ.get("WEBHOOK_SECRET") or None,
             soft_bounce_limit=_int(environ, "SOFT_BOUNCE_LIMIT", cls.soft_bounce_limit),
+            letters_per_target_per_hour=_int(
+                environ, "LETTERS_PER_TARGET_PER_HOUR", cls.letters_per_target_per_hour
+            ),
         )
         settings.smtp  # noqa: B018 - parse now so a bad SMTP_URL fails at start-up
         if settings.is_production:

@@ -346,6 +346,9 @@ def load_command() -> None:
         raise click.ClickException("Refusing to load fake supporters into a production database.")
     summary = load_demo_data(db.session)
     summary.mailings = load_demo_mailing(db.session, current_app.config["CLARION"])
+    from app.campaigns.demo import load_demo_campaigns
+
+    click.echo(f"Demo campaigns added: {load_demo_campaigns(db.session)}")
     db.session.commit()
     click.echo("Demo data added: " + ", ".join(summary.lines()))
     click.echo(

@@ -18,6 +18,7 @@ def healthz():
 
 
 def register_pages(app) -> None:
+    from app.campaigns.views import register_campaign_pages
     from app.devmail import register_devmail
     from app.mailings.webhooks import webhooks_blueprint
     from app.tracking.views import register_tracking
@@ -25,5 +26,6 @@ def register_pages(app) -> None:
     app.register_blueprint(home)
     app.register_blueprint(webhooks_blueprint)
     register_tracking(app)
+    register_campaign_pages(app)
     if not app.config["CLARION"].is_production:
         register_devmail(app)

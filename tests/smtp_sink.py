@@ -41,7 +41,9 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.messages.append(
-                ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+                ReceivedMessage(
+                    envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
+                )
             )
         return "250 Message accepted for delivery"
 

@@ -147,6 +147,7 @@ def requeue_stalled_batches(settings: Settings, mailing: Mailing) -> int:
 
 def sweep(settings: Settings) -> dict:
     """Start due scheduled mailings, revive stalled batches and finish completed mailings."""
+    from app.campaigns.services import close_expired
     from app.mailings.launch import start_mailing
     from app.mailings.sending import finish_if_complete
 
@@ -164,5 +165,6 @@ def sweep(settings: Settings) -> dict:
     ).all():
         requeued += requeue_stalled_batches(settings, mailing)
         finished += finish_if_complete(mailing.id)
+    closed = close_expired()
     db.session.commit()
-    return {"started": started, "requeued": requeued, "finished": finished}
+    return {"started": started, "requeued": requeued, "finished": finished, "closed": closed}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -143,17 +145,31 @@ def _click_context():
     )
 
 
-def _event_connection() -> Connection:
-    """Return the session's connection, in autocommit mode when the session is idle.
+@contextmanager
+def _event_connection() -> Iterator[Connection]:
+    """Yield the session's connection, in autocommit mode when the session is idle.
 
     A pixel or click records one event and nothing else: autocommit makes that a single round
-    trip instead of BEGIN, INSERT, COMMIT. When the caller already has a transaction (an
-    unsubscribe changes the status too; tests run inside an outer transaction), join it.
+    trip instead of BEGIN, INSERT, COMMIT, and on PostgreSQL those commits do not wait for the
+    disk (synchronous_commit off): a crash of the database server could lose the last fraction
+    of a second of opens and clicks, never a consent change. When the caller already has a
+    transaction (an unsubscribe changes the status too; tests run inside an outer
+    transaction), join it with its durability untouched.
     """
     session = db.session()  # the Session itself: scoped_session does not proxy in_transaction
     if session.in_transaction() or isinstance(session.get_bind(), Connection):
-        return session.connection()
-    return session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session.connection()
+        return
+    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    relaxed = connection.dialect.name == "postgresql"
+    if relaxed:
+        connection.exec_driver_sql("SET synchronous_commit TO off")
+    try:
+        yield connection
+    finally:
+        if relaxed:
+            # The pooled connection goes on to serve other requests: put durability back.
+            connection.exec_driver_sql("RESET synchronous_commit")
 
 
 def record_event(kind: EventKind, claims: LinkClaims, verdict: machine.Verdict) -> None:
@@ -163,19 +179,19 @@ def record_event(kind: EventKind, claims: LinkClaims, verdict: machine.Verdict) 
     no longer names them) records nothing, and duplicates are dropped by the unique index.
     """
     # Core on the session's connection: no ORM work on the pixel's hot path.
-    connection = _event_connection()
-    connection.execute(
-        _event_insert(connection.dialect.name),
-        {
-            "kind": kind,
-            "mailing_id": claims.mailing_id,
-            "supporter_id": claims.supporter_id,
-            "occurred_at": utcnow(),
-            "ua_class": verdict.ua_class,
-            "machine": verdict.machine,
-            "reason": verdict.reason or None,
-        },
-    )
+    with _event_connection() as connection:
+        connection.execute(
+            _event_insert(connection.dialect.name),
+            {
+                "kind": kind,
+                "mailing_id": claims.mailing_id,
+                "supporter_id": claims.supporter_id,
+                "occurred_at": utcnow(),
+                "ua_class": verdict.ua_class,
+                "machine": verdict.machine,
+                "reason": verdict.reason or None,
+            },
+        )
 
 
 def record_open(claims: LinkClaims, user_agent: str | None, method: str) -> machine.Verdict:
@@ -191,7 +207,12 @@ def record_click(
     """Classify and record a click, and the open it implies; None when there is no delivery."""
     now = utcnow()
     since = now - timedelta(seconds=machine.BURST_WINDOW_SECONDS)
-    connection = _event_connection()
+    with _event_connection() as connection:
+        return _record_click(connection, claims, position, link, user_agent, method, now, since)
+
+
+def _record_click(connection, claims, position, link, user_agent, method, now, since):
+    """Classify and record a click on `connection` (see record_click)."""
     # One round trip: the delivery's sent_at and this recipient's clicks in the burst window.
     rows = connection.execute(
         _click_context(),

@@ -54,7 +54,7 @@ def _tokens() -> TokenService:
     return service
 
 
-def _claims(purpose: Purpose, token: str, max_age: int | None = None) -> LinkClaims:
+def verified_claims(purpose: Purpose, token: str, max_age: int | None = None) -> LinkClaims:
     try:
         return _tokens().loads(purpose, token, max_age=max_age)
     except TokenExpired as exc:
@@ -85,7 +85,7 @@ def _supporter(claims: LinkClaims) -> Supporter:
 
 
 @tracking.errorhandler(LinkProblem)
-def _link_problem(exc: LinkProblem):
+def link_problem_page(exc: LinkProblem):
     return (
         render_template(
             "tracking/problem.html", title=exc.title, message=exc.message, status=exc.status
@@ -128,7 +128,7 @@ def open_pixel(token: str):
 @tracking.route("/c/<token>/<int:position>", methods=["GET", "HEAD"])
 def click(token: str, position: int):
     """Record a click and redirect to the stored URL of that mailing's link."""
-    claims = _claims(Purpose.CLICK, token)
+    claims = verified_claims(Purpose.CLICK, token)
     link = services.find_link(claims.mailing_id, position)
     if link is None:
         raise LinkProblem(
@@ -149,7 +149,7 @@ def click(token: str, position: int):
 @tracking.route("/u/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str):
     """Confirm page on GET; unsubscribe on the page's POST or an RFC 8058 one-click POST."""
-    claims = _claims(Purpose.UNSUBSCRIBE, token, max_age=None)
+    claims = verified_claims(Purpose.UNSUBSCRIBE, token, max_age=None)
     settings = current_app.config["CLARION"]
     if request.method == "POST" and "List-Unsubscribe" in request.form:
         # RFC 8058 one-click, sent by the mail provider's servers: effective at once, 2xx, no
@@ -204,7 +204,7 @@ def _same_site() -> bool:
 @tracking.route("/p/<token>", methods=["GET", "POST"])
 def preferences(token: str):
     """Show the supporter's lists and subscription; apply the form on POST."""
-    claims = _claims(Purpose.PREFERENCES, token, max_age=PAGE_MAX_AGE)
+    claims = verified_claims(Purpose.PREFERENCES, token, max_age=PAGE_MAX_AGE)
     supporter = _supporter(claims)
     message, status = None, 200
     if request.method == "POST":
@@ -251,7 +251,7 @@ VIEW_CSP = (
 @tracking.get("/v/<token>")
 def view_in_browser(token: str):
     """Show the mail as its recipient got it; not counted as an open."""
-    claims = _claims(Purpose.VIEW, token, max_age=PAGE_MAX_AGE)
+    claims = verified_claims(Purpose.VIEW, token, max_age=PAGE_MAX_AGE)
     mailing = db.session.get(Mailing, claims.mailing_id)
     if mailing is None or not mailing.frozen_html:
         raise LinkProblem(404, "Email not found", "This email is no longer available.")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 12:11:23.864273
+Create Date: 2026-11-25 12:23:26.398425
 
 """
 from alembic import op
@@ -31,6 +31,25 @@ def upgrade():
     sa.Column('revoked_at', app.db.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
+    )
+    op.create_table('campaigns',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('slug', sa.String(length=120), nullable=False),
+    sa.Column('reference', sa.String(length=100), nullable=True),
+    sa.Column('summary', sa.Text(), nullable=True),
+    sa.Column('kind', sa.Enum('letter', 'petition', 'click', name='campaign_kind'), nullable=False),
+    sa.Column('external_url', sa.Text(), nullable=True),
+    sa.Column('deadline', app.db.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('timezone', sa.String(length=64), nullable=False),
+    sa.Column('thank_you', sa.Text(), nullable=True),
+    sa.Column('letter_subject', sa.String(length=998), nullable=True),
+    sa.Column('letter_body', sa.Text(), nullable=True),
+    sa.Column('status', sa.Enum('draft', 'open', 'closed', name='campaign_status'), nullable=False),
+    sa.Column('created_at', app.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.db.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns')),
+    sa.UniqueConstraint('slug', name=op.f('uq_campaigns_slug'))
     )
     op.create_table('custom_fields',
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -141,6 +160,40 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tags')),
     sa.UniqueConstraint('name', name=op.f('uq_tags_name'))
     )
+    op.create_table('campaign_actions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('supporter_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('mailing_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('channel', sa.String(length=40), nullable=False),
+    sa.Column('letter_subject', sa.String(length=998), nullable=True),
+    sa.Column('letter_body', sa.Text(), nullable=True),
+    sa.Column('created_at', app.db.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_actions_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['mailing_id'], ['mailings.id'], name=op.f('fk_campaign_actions_mailing_id_mailings'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['supporter_id'], ['supporters.id'], name=op.f('fk_campaign_actions_supporter_id_supporters'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_actions')),
+    sa.UniqueConstraint('campaign_id', 'supporter_id', name=op.f('uq_campaign_actions_campaign_id'))
+    )
+    with op.batch_alter_table('campaign_actions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_campaign_actions_supporter_id'), ['supporter_id'], unique=False)
+
+    op.create_table('campaign_targets',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=300), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=True),
+    sa.Column('organisation', sa.String(length=300), nullable=True),
+    sa.Column('salutation', sa.String(length=300), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=True),
+    sa.Column('postal_address', sa.Text(), nullable=True),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_targets_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_targets'))
+    )
+    with op.batch_alter_table('campaign_targets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_campaign_targets_campaign_id'), ['campaign_id'], unique=False)
+
     op.create_table('deliveries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('mailing_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -242,6 +295,24 @@ def upgrade():
     with op.batch_alter_table('bounce_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_bounce_events_supporter_id'), ['supporter_id'], unique=False)
 
+    op.create_table('campaign_letters',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('action_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('target_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.Enum('queued', 'sent', 'failed', 'held', name='letter_status'), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('sent_at', app.db.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('message_id', sa.String(length=300), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_at', app.db.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['action_id'], ['campaign_actions.id'], name=op.f('fk_campaign_letters_action_id_campaign_actions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['target_id'], ['campaign_targets.id'], name=op.f('fk_campaign_letters_target_id_campaign_targets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_letters')),
+    sa.UniqueConstraint('action_id', 'target_id', name=op.f('uq_campaign_letters_action_id'))
+    )
+    with op.batch_alter_table('campaign_letters', schema=None) as batch_op:
+        batch_op.create_index('ix_campaign_letters_target_sent', ['target_id', 'sent_at'], unique=False)
+
     op.create_table('tracking_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('kind', sa.Enum('open', 'click', 'unsubscribe', 'action', name='tracking_event_kind'), nullable=False),
@@ -276,6 +347,10 @@ def downgrade():
         batch_op.drop_index('ix_tracking_events_mailing_kind')
 
     op.drop_table('tracking_events')
+    with op.batch_alter_table('campaign_letters', schema=None) as batch_op:
+        batch_op.drop_index('ix_campaign_letters_target_sent')
+
+    op.drop_table('campaign_letters')
     with op.batch_alter_table('bounce_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_bounce_events_supporter_id'))
 
@@ -303,6 +378,14 @@ def downgrade():
         batch_op.drop_index('ix_deliveries_mailing_status_batch')
 
     op.drop_table('deliveries')
+    with op.batch_alter_table('campaign_targets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_campaign_targets_campaign_id'))
+
+    op.drop_table('campaign_targets')
+    with op.batch_alter_table('campaign_actions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_campaign_actions_supporter_id'))
+
+    op.drop_table('campaign_actions')
     op.drop_table('tags')
     with op.batch_alter_table('supporters', schema=None) as batch_op:
         batch_op.drop_index('ix_supporters_subscribed_id', postgresql_where=sa.text("status = 'subscribed'"), sqlite_where=sa.text("status = 'subscribed'"))
@@ -318,5 +401,6 @@ def downgrade():
     op.drop_table('lists')
     op.drop_table('erased_emails')
     op.drop_table('custom_fields')
+    op.drop_table('campaigns')
     op.drop_table('api_tokens')
     # ### end Alembic commands ###

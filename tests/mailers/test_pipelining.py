@@ -27,7 +27,10 @@ def test_pipelined_send_delivers_dot_stuffed_body_intact(smtp_sink):
             _send_pipelined(smtp, "a@clarion.test", f"b{n}@example.org", MESSAGE)
     received = smtp_sink.messages
     assert [m.rcpt_tos for m in received] == [[f"b{n}@example.org"] for n in range(3)]
-    assert received[0].message.get_content().replace("\r\n", "\n") == "line one\n.starts with a dot\n..two dots\n"
+    assert (
+        received[0].message.get_content().replace("\r\n", "\n")
+        == "line one\n.starts with a dot\n..two dots\n"
+    )
 
 
 def test_pipelined_refused_recipient_raises_and_leaves_connection_usable(smtp_sink):

@@ -1,0 +1,1 @@
+"""Campaigns: urgent actions supporters take from their inbox or the public page."""

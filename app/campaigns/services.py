@@ -1,0 +1,277 @@
+"""Campaign services: opening and closing, model letters, and recording what supporters do.
+
+Nothing here commits; views, jobs and the CLI do, once.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import nh3
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.campaigns.models import (
+    Action,
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    Letter,
+    LetterStatus,
+)
+from app.db import utcnow
+from app.extensions import db
+from app.supporters.models import Supporter
+from app.supporters.services import find_by_email, normalise_email, upsert_supporter
+from app.tracking import machine
+from app.tracking.models import EventKind
+from app.tracking.services import record_event
+from app.tracking.tokens import LinkClaims
+
+# Staff write summaries and thank-you notes; these are all the tags a supporter's page renders.
+ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "a", "blockquote", "h3"}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
+PLACEHOLDERS = ("salutation", "supporter_name", "supporter_town")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+class CampaignError(ValueError):
+    """Input a campaign service cannot use; `details` maps field names to messages."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.details = details or {}
+
+
+def sanitise_html(text: str | None) -> str:
+    """Return staff HTML with only the allowed tags, links forced to rel=noopener."""
+    if not text:
+        return ""
+    return nh3.clean(
+        text,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise CampaignError(
+            "Unknown time zone.", {"timezone": [f"No time zone {name!r}."]}
+        ) from exc
+
+
+def end_of_day(day: date, timezone: str) -> datetime:
+    """Return the last second of `day` in `timezone`, as a UTC timestamp."""
+    local = datetime.combine(day, time(23, 59, 59), tzinfo=check_timezone(timezone))
+    return local.astimezone(ZoneInfo("UTC"))
+
+
+def deadline_in_zone(campaign: Campaign) -> datetime | None:
+    """Return the deadline as the campaign's own time zone reads it."""
+    if campaign.deadline is None:
+        return None
+    try:
+        return campaign.deadline.astimezone(ZoneInfo(campaign.timezone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return campaign.deadline
+
+
+def close_expired(now: datetime | None = None) -> int:
+    """Flip open campaigns past their deadline to closed; return how many (pages need not wait)."""
+    result = db.session.execute(
+        update(Campaign)
+        .where(Campaign.status == CampaignStatus.OPEN, Campaign.deadline <= (now or utcnow()))
+        .values(status=CampaignStatus.CLOSED)
+    )
+    return result.rowcount or 0
+
+
+def open_campaigns(now: datetime | None = None) -> list[Campaign]:
+    now = now or utcnow()
+    rows = db.session.scalars(
+        select(Campaign).where(Campaign.status == CampaignStatus.OPEN).order_by(Campaign.deadline)
+    )
+    return [c for c in rows if c.is_open(now)]
+
+
+def fill_placeholders(template: str, values: dict[str, str]) -> str:
+    """Replace only the known {placeholders}; any other brace in staff text stays as written."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template or "")
+
+
+def supporter_town(supporter: Supporter | None) -> str:
+    if supporter is None:
+        return ""
+    return str((supporter.custom_fields or {}).get("town") or "")
+
+
+def model_letter(campaign: Campaign, name: str, town: str) -> str:
+    """Return the campaign's model letter addressed to its first target and signed."""
+    first = campaign.targets[0] if campaign.targets else None
+    return fill_placeholders(
+        campaign.letter_body or "",
+        {
+            "salutation": first.salutation if first else "",
+            "supporter_name": name,
+            "supporter_town": town,
+        },
+    ).strip()
+
+
+def letter_for_target(action: Action, campaign: Campaign, target) -> str:
+    """Return the action's letter addressed to `target`.
+
+    The page shows one letter, addressed to the first target; each other target gets the same
+    text with its own salutation when the supporter left the opening salutation as it was.
+    """
+    body = action.letter_body or ""
+    first = campaign.targets[0] if campaign.targets else None
+    if first is not None and target.id != first.id and body.startswith(first.salutation):
+        body = target.salutation + body[len(first.salutation) :]
+    return body
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str | None) -> str:
+    """Drop control characters (NUL breaks PostgreSQL text) but keep newlines and tabs."""
+    return _CONTROL.sub("", value or "").replace("\r\n", "\n")
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    parts = name.strip().rsplit(" ", 1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (parts[0], None)
+
+
+def supporter_for_details(
+    name: str, email: str, town: str, *, consent: bool, channel: str, detail: str
+) -> Supporter:
+    """Find the person with that email or create them, subscribed with their recorded consent.
+
+    An existing supporter is left as they are: typing someone's address must not rename them,
+    and an action never resubscribes a person who unsubscribed.
+    """
+    name, email, town = clean_text(name).strip(), clean_text(email), clean_text(town).strip()
+    errors: dict[str, list[str]] = {}
+    if not name:
+        errors["name"] = ["Please give your name."]
+    if not consent:
+        errors["consent"] = ["Please tick the box so we may record your action."]
+    try:
+        email = normalise_email(email)
+    except ValueError:
+        errors["email"] = ["Please give a valid email address."]
+    if len(name) > 200 or len(town) > 200:
+        errors["name"] = ["Please keep your name and town under 200 characters."]
+    if errors:
+        raise CampaignError("Some details are missing.", errors)
+    existing = find_by_email(email)
+    if existing is not None:
+        return existing
+    first, last = split_name(name)
+    supporter, _ = upsert_supporter(
+        {
+            "email": email,
+            "first_name": first,
+            "last_name": last,
+            "custom_fields": {"town": town.strip()} if town.strip() else {},
+            "source": f"campaign:{channel}",
+            "consent": {"channel": channel, "detail": detail},
+        },
+        actor="supporter",
+        channel=channel,
+    )
+    return supporter
+
+
+def find_action(campaign: Campaign, supporter: Supporter) -> Action | None:
+    return db.session.scalar(
+        select(Action).where(Action.campaign_id == campaign.id, Action.supporter_id == supporter.id)
+    )
+
+
+def record_action(
+    campaign: Campaign,
+    supporter: Supporter,
+    *,
+    channel: str,
+    mailing_id: int | None = None,
+    letter_body: str | None = None,
+    user_agent: str | None = None,
+    settings=None,
+) -> tuple[Action, bool]:
+    """Record that the supporter acted (once per campaign); return (action, created).
+
+    Letter campaigns get one letter per target: queued for those with an email address (sent
+    after commit by workers.letters), held for the post for the rest.
+    """
+    existing = find_action(campaign, supporter)
+    if existing is not None:
+        return existing, False
+    if campaign.kind == CampaignKind.LETTER:
+        letter_body = clean_text(letter_body).strip() or model_letter(
+            campaign, supporter.full_name, supporter_town(supporter)
+        )
+        if len(letter_body) > 20_000:
+            raise CampaignError(
+                "The letter is too long.", {"letter": ["Keep it under 20,000 characters."]}
+            )
+    action = Action(
+        campaign_id=campaign.id,
+        supporter_id=supporter.id,
+        mailing_id=mailing_id,
+        channel=channel,
+        letter_subject=campaign.letter_subject if campaign.kind == CampaignKind.LETTER else None,
+        letter_body=letter_body if campaign.kind == CampaignKind.LETTER else None,
+    )
+    try:
+        # A double-click races itself: the unique key decides, the loser reads the winner.
+        with db.session.begin_nested():
+            db.session.add(action)
+            db.session.flush()
+    except IntegrityError:
+        return find_action(campaign, supporter), False
+    if campaign.kind == CampaignKind.LETTER:
+        _create_letters(action, campaign, settings)
+    if mailing_id is not None:
+        verdict = machine.Verdict(False, "", machine.user_agent_class(user_agent))
+        record_event(EventKind.ACTION, LinkClaims(mailing_id, supporter.id), verdict)
+    return action, True
+
+
+def _create_letters(action: Action, campaign: Campaign, settings) -> None:
+    from app.campaigns.letters import queue_letter
+
+    for target in campaign.targets:
+        letter = Letter(
+            action=action,
+            target=target,
+            status=LetterStatus.QUEUED if target.email else LetterStatus.HELD,
+        )
+        db.session.add(letter)
+    db.session.flush()
+    for letter in action.letters:
+        if letter.status == LetterStatus.QUEUED and settings is not None:
+            queue_letter(letter.id, settings)
+
+
+def action_count(campaign_id: int) -> int:
+    from sqlalchemy import func
+
+    return db.session.scalar(
+        select(func.count()).select_from(Action).where(Action.campaign_id == campaign_id)
+    )
+
+
+def deadline_passed_on(campaign: Campaign) -> str | None:
+    """Return the closing date as people in the campaign's time zone read it."""
+    local = deadline_in_zone(campaign)
+    return f"{local.day} {local:%B %Y}" if local else None

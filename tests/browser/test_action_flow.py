@@ -1,0 +1,126 @@
+"""A supporter acts from their inbox in a real browser: mail → action page → letter → target.
+
+The real app is served on a loopback port, so rows must be committed (an integration test).
+Chromium is Debian's; the test is skipped only where /usr/bin/chromium is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.campaigns.models import Letter, LetterStatus
+from app.config import PROJECT_ROOT
+from app.extensions import db
+from app.mailings.launch import request_send, start_mailing
+from app.mailings.sending import send_batch
+from app.queues import QueueName, get_queue
+from app.supporters.models import SubscriptionStatus, Supporter
+from tests.campaigns.conftest import make_campaign, make_supporter
+from tests.factories import make_list, make_mailing
+from tests.smtp_sink import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+
+
+@pytest.fixture
+def live(settings, smtp_sink, redis_conn):
+    """Serve the real app on a free loopback port; yield (base URL, app, its settings)."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    live_settings = replace(settings, base_url=base_url, smtp_url=smtp_sink.url)
+    live_app = create_app(live_settings, {"TESTING": True})
+    server = make_server("127.0.0.1", port, live_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base_url, live_app, live_settings
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with live_app.app_context():
+            db.engine.dispose()  # no idle connections left to hold up the truncate
+
+
+def _send_mailing_to_jane(live_settings):
+    campaign = make_campaign()
+    audience = make_list()
+    jane = make_supporter("jane@example.org", lists=[audience.name])
+    mailing = make_mailing(audience, campaign_id=campaign.id)
+    db.session.commit()
+    request_send(mailing, live_settings)
+    db.session.commit()
+    assert start_mailing(mailing.id, live_settings)
+    assert send_batch(mailing.id, 0, live_settings).sent == 1
+    return jane.id
+
+
+def test_supporter_acts_from_the_mail_in_a_browser(live, smtp_sink):
+    from playwright.sync_api import sync_playwright
+
+    base_url, live_app, live_settings = live
+    jane_id = _send_mailing_to_jane(live_settings)
+    [mail] = smtp_sink.messages
+    message = mail.message
+    html = message.get_body(("html",)).get_content()
+    action_url = re.search(rf'href="({re.escape(base_url)}/a/[^"]+)"', html).group(1)
+    unsubscribe_url = re.search(r"<(http[^>]+)>", message["List-Unsubscribe"]).group(1)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(action_url)
+            letter = page.get_by_label("Your letter")
+            assert letter.input_value().startswith("Dear Acting Director Lyons,")
+            assert "Jane Doe\nSpringfield" in letter.input_value()
+            letter.fill(letter.input_value().replace("I urge you", "As a mother, I urge you"))
+            page.screenshot(path=str(ARTIFACTS / "action-page.png"), full_page=True)
+            page.get_by_role("button", name="Send my letter").click()
+            page.get_by_role("heading", name="Thank you, Jane!").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "action-thanks.png"), full_page=True)
+
+            page.goto(unsubscribe_url)
+            page.get_by_role("button", name="Unsubscribe me").click()
+            page.get_by_role("heading", name="You are unsubscribed").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "unsubscribed.png"), full_page=True)
+        finally:
+            browser.close()
+
+    # The letter job the POST queued, run here in-process against the live app's settings.
+    queue = get_queue(live_settings, QueueName.DEFAULT)
+    [job] = [queue.fetch_job(i) for i in queue.job_ids if i.startswith("letter-")]
+    assert job.func_name == "workers.letters.send_letter"
+    with live_app.app_context():
+        assert job.perform() == "sent"
+    [sent] = [m for m in smtp_sink.messages if m.rcpt_tos == ["todd.lyons@ice.example"]]
+    assert sent.message["Reply-To"] == "Jane Doe <jane@example.org>"
+    assert "As a mother, I urge you" in sent.message.get_content()
+
+    db.session.expire_all()
+    [letter] = db.session.query(Letter).all()
+    assert letter.status == LetterStatus.SENT
+    assert db.session.get(Supporter, jane_id).status == SubscriptionStatus.UNSUBSCRIBED

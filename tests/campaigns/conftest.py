@@ -1,0 +1,134 @@
+"""Fixtures for campaign tests: an open letter campaign, a sent mailing that links to it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from app.campaigns.models import Campaign, CampaignKind, CampaignStatus, CampaignTarget
+from app.db import utcnow
+from app.extensions import db
+from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
+from app.supporters.services import upsert_supporter
+from app.tracking.tokens import Purpose, TokenService
+
+LETTER = (
+    "{salutation},\n\nI urge you to release Cesar and Norelia to their three children.\n\n"
+    "Yours sincerely,\n{supporter_name}\n{supporter_town}"
+)
+
+
+def make_campaign(
+    *,
+    slug="release-the-parents",
+    kind=CampaignKind.LETTER,
+    targets=None,
+    deadline=None,
+    status=CampaignStatus.OPEN,
+    **fields,
+) -> Campaign:
+    if targets is None:
+        targets = [
+            {
+                "name": "Todd Lyons",
+                "title": "Acting Director",
+                "organisation": "Immigration and Customs Enforcement",
+                "salutation": "Dear Acting Director Lyons",
+                "email": "todd.lyons@ice.example",
+                "postal_address": "500 12th St SW\nWashington, DC 20536, USA",
+            }
+        ]
+    values = {
+        "title": "Reunite a family seeking safety",
+        "reference": "UA 000/25",
+        "summary": "<p>Parents were <strong>detained</strong>.</p><script>alert(1)</script>",
+        "timezone": "America/New_York",
+        "thank_you": "<p>Thank you for writing.</p>",
+        "letter_subject": "Release Cesar and Norelia",
+        "letter_body": LETTER,
+        **fields,
+    }
+    campaign = Campaign(
+        slug=slug,
+        kind=kind,
+        deadline=deadline or utcnow() + timedelta(days=10),
+        status=status,
+        targets=[CampaignTarget(position=n, **t) for n, t in enumerate(targets)],
+        **values,
+    )
+    db.session.add(campaign)
+    db.session.flush()
+    return campaign
+
+
+def make_supporter(email="jane@example.org", **data):
+    data = {
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "custom_fields": {"town": "Springfield"},
+        **data,
+    }
+    supporter, _ = upsert_supporter({"email": email, **data}, actor="test")
+    return supporter
+
+
+@dataclass
+class Recipient:
+    campaign_id: int
+    mailing_id: int
+    supporter_id: int
+    token: str
+
+    @property
+    def path(self) -> str:
+        return f"/a/{self.token}"
+
+
+def make_recipient(settings, campaign: Campaign, supporter=None) -> Recipient:
+    supporter = supporter or make_supporter()
+    mailing = Mailing(
+        name="28 children — act now",
+        subject="Act",
+        status=MailingStatus.SENT,
+        campaign_id=campaign.id,
+    )
+    db.session.add(mailing)
+    db.session.flush()
+    db.session.add(
+        Delivery(
+            mailing_id=mailing.id,
+            supporter_id=supporter.id,
+            batch_no=0,
+            status=DeliveryStatus.SENT,
+            sent_at=utcnow() - timedelta(hours=1),
+        )
+    )
+    db.session.flush()
+    token = TokenService(settings.secret_keys).dumps(Purpose.ACTION, mailing.id, supporter.id)
+    # Commit (a savepoint release): each test-client request ends by removing the session.
+    db.session.commit()
+    return Recipient(campaign.id, mailing.id, supporter.id, token)
+
+
+@pytest.fixture
+def campaign():
+    return make_campaign()
+
+
+@pytest.fixture
+def recipient(settings, campaign) -> Recipient:
+    return make_recipient(settings, campaign)
+
+
+def form_of(html: str) -> dict:
+    """Return the hidden fields and the textarea of the page's form."""
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+    textarea = re.search(r"<textarea[^>]*>(.*?)</textarea>", html, re.S)
+    if textarea:
+        import html as html_lib
+
+        fields["letter"] = html_lib.unescape(textarea.group(1))
+    return fields

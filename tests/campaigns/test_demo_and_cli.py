@@ -1,0 +1,50 @@
+"""Demo campaigns from the seed Urgent Actions, and the `clarion campaigns` commands."""
+
+from __future__ import annotations
+
+import csv
+
+from sqlalchemy import func, select
+
+from app.campaigns.demo import DEMO_MAILING_NAME, LINKED_SLUG, load_demo_campaigns
+from app.campaigns.models import Campaign
+from app.campaigns.services import record_action
+from app.extensions import db
+from app.mailings.models import Mailing
+from tests.campaigns.conftest import make_campaign, make_supporter
+
+
+def test_demo_campaigns_are_idempotent_and_link_the_demo_mailing(db_session):
+    mailing = Mailing(name=DEMO_MAILING_NAME, subject="Act")
+    db_session.add(mailing)
+    assert load_demo_campaigns(db_session) == 3
+    assert load_demo_campaigns(db_session) == 0
+    assert db_session.scalar(select(func.count()).select_from(Campaign)) == 3
+    linked = db_session.get(Campaign, mailing.campaign_id)
+    assert linked.slug == LINKED_SLUG
+    assert linked.targets[0].salutation == "Dear Acting Director Lyons"
+    expulsions = db_session.scalar(select(Campaign).where(Campaign.reference == "UA 034/25"))
+    assert expulsions.targets[0].email is None
+    assert "2707 Martin Luther King" in expulsions.targets[0].postal_address
+    # End of 1 July 2025 in Washington, DC.
+    assert expulsions.deadline.isoformat() == "2025-07-02T03:59:59+00:00"
+
+
+def test_cli_lists_campaigns_and_exports_letters(app, tmp_path):
+    campaign = make_campaign()
+    record_action(campaign, make_supporter(), channel="public")
+    db.session.commit()
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["campaigns", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "release-the-parents" in listed.output and "1 actions" in listed.output
+
+    out = tmp_path / "letters.csv"
+    exported = runner.invoke(args=["campaigns", "letters", str(campaign.id), "-o", str(out)])
+    assert exported.exit_code == 0, exported.output
+    with out.open(encoding="utf-8") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["target_name"] == "Todd Lyons" and row["status"] == "queued"
+
+    missing = runner.invoke(args=["campaigns", "letters", "9999"])
+    assert missing.exit_code == 1 and "No campaign with id 9999" in missing.output
