@@ -21,6 +21,7 @@ from app.mailings import control, services
 from app.mailings import schemas as s
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
+from app.tracking import stats
 
 mailings = ApiBlueprint(
     "mailings",
@@ -218,6 +219,15 @@ def cancel_mailing(mailing_id):
 def mailing_status(mailing_id):
     """Report progress: deliveries by state, done/total, send rate and time left."""
     return services.status_report(get_or_404(Mailing, mailing_id, "mailing"))
+
+
+@mailings.get("/<int:mailing_id>/stats")
+@require_role(Role.ANALYST)
+@mailings.response(200, s.StatsSchema)
+def mailing_stats(mailing_id):
+    """Count unique opens, clicks, actions and unsubscribes, all and human-only, and deliveries."""
+    get_or_404(Mailing, mailing_id, "mailing")
+    return stats.mailing_stats(mailing_id)
 
 
 blueprints = [mailings]

@@ -81,3 +81,17 @@ def test_unknown_mailing_has_zero_counts():
     stats = mailing_stats(987654321)
     assert stats["opens"] == {"all": 0, "human": 0}
     assert stats["deliveries"]["total"] == 0
+
+
+def test_stats_endpoint_reports_counts_to_analysts(client, tokens, api_token):
+    mailing_id, (a, b, _), path = setup_mailing(tokens)
+    client.get(path(Purpose.OPEN, a, ".gif"), headers=BROWSER)
+    client.get(path(Purpose.OPEN, b, ".gif"), headers=MPP)
+    response = client.get(f"/api/v1/mailings/{mailing_id}/stats", headers=api_token("analyst"))
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["opens"] == {"all": 2, "human": 1}
+    assert body["deliveries"]["sent"] == 3
+    assert client.get(f"/api/v1/mailings/{mailing_id}/stats").status_code == 401
+    missing = client.get("/api/v1/mailings/999999/stats", headers=api_token("analyst"))
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
