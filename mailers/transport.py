@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import smtplib
 import ssl
 
@@ -152,9 +151,6 @@ class SmtpTransport:
         self._smtp = None
 
 
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
-
-
 def _send_pipelined(smtp: smtplib.SMTP, mail_from: str, rcpt: str, data: bytes) -> None:
     """Send MAIL, RCPT and DATA in one write and read the three replies (RFC 2920).
 
@@ -180,7 +176,10 @@ def _send_pipelined(smtp: smtplib.SMTP, mail_from: str, rcpt: str, data: bytes) 
     if data_code != 354:
         smtp.rset()
         raise smtplib.SMTPDataError(data_code, data_reply)
-    body = _LEADING_DOT.sub(b"..", data)
+    # Dot-stuffing (RFC 5321 4.5.2); bytes.replace is C speed where a multiline regex is not.
+    body = data.replace(b"\n.", b"\n..")
+    if body.startswith(b"."):
+        body = b"." + body
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     smtp.send(body + b".\r\n")
