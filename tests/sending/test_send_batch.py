@@ -225,3 +225,62 @@ def test_mailing_pauses_itself_when_most_attempts_fail(settings, smtp_sink, redi
     db.session.refresh(mailing)
     assert mailing.status == MailingStatus.PAUSED
     assert "60 of 60 attempts failed" in mailing.status_reason
+
+
+def test_scheduled_send_waits_for_its_time_and_the_sweep_starts_it(settings, redis_conn):
+    from datetime import timedelta
+
+    from app.db import utcnow
+    from app.mailings.fanout import sweep
+    from app.queues import QueueName, get_queue
+
+    audience = make_list()
+    make_supporters(3, mailing_list=audience)
+    mailing = make_mailing(audience)
+    request_send(mailing, settings, at=utcnow() + timedelta(hours=1))
+    db.session.commit()
+    assert mailing.status == MailingStatus.SCHEDULED and mailing.frozen_html
+    scheduled = get_queue(settings, QueueName.SEND).scheduled_job_registry.get_job_ids()
+    assert f"start-{mailing.id}" in scheduled
+    assert not start_mailing(mailing.id, settings)  # not due yet
+    assert _statuses(mailing.id) == {}
+
+    # Redis may lose the scheduled job; the sweep starts any due mailing from the database.
+    mailing.scheduled_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    outcome = sweep(settings)
+    assert outcome["started"] == 1
+    db.session.refresh(mailing)
+    assert mailing.status == MailingStatus.SENDING
+    assert _statuses(mailing.id) == {DeliveryStatus.QUEUED: 3}
+
+
+def test_sweep_reenqueues_a_batch_whose_worker_died(settings, redis_conn):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.db import utcnow
+    from app.mailings.fanout import sweep
+    from app.mailings.sending import claim_rows
+    from app.queues import QueueName, get_queue
+
+    settings = replace(settings, batch_size=5)
+    audience = make_list()
+    make_supporters(5, mailing_list=audience)
+    mailing = make_mailing(audience)
+    _start(settings, mailing)
+    queue = get_queue(settings, QueueName.SEND)
+    queue.empty()  # the batch job is "lost"; a worker claimed the rows and was killed
+    claimed = claim_rows(mailing.id, 0, settings.lease_seconds)
+    assert len(claimed) == 5
+    assert sweep(settings)["requeued"] == 0  # the lease still holds: someone is on it
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(claimed))
+        .values(lease_until=utcnow() - timedelta(seconds=1))
+    )
+    db.session.commit()
+    assert sweep(settings)["requeued"] == 1
+    assert any(job_id.startswith(f"send-{mailing.id}-0-s") for job_id in queue.job_ids)
+    assert claim_rows(mailing.id, 0, settings.lease_seconds) == claimed  # expired: claimable
