@@ -69,6 +69,7 @@ def _import_models() -> None:
     import app.mailings.models  # noqa: F401
     import app.supporters.models  # noqa: F401
     import app.tracking.models  # noqa: F401
+    import app.tracking.revocations  # noqa: F401
 
 
 def _register_api(api) -> None:

@@ -14,6 +14,7 @@ def register_commands(app) -> None:
     from app.mailings.bounce_cli import bounces_cli
     from app.mailings.cli import mailings_cli
     from app.supporters.cli import supporters_cli
+    from app.tracking.revocations_cli import links_cli
     from app.tracking.unsubscribe_cli import unsubscribes_cli
     from workers.cli import worker_command
 
@@ -25,6 +26,7 @@ def register_commands(app) -> None:
         mailings_cli,
         campaigns_cli,
         bounces_cli,
+        links_cli,
         worker_command,
     ):
         app.cli.add_command(command)

@@ -19,6 +19,7 @@ from app.campaigns.models import Campaign, CampaignKind, CampaignStatus
 from app.extensions import db
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
+from app.tracking import revocations
 from app.tracking.tokens import Purpose
 from app.tracking.views import LinkProblem, link_problem_page, verified_claims
 
@@ -137,6 +138,10 @@ def _done(campaign: Campaign, *, already: bool, who: str):
 def action_page(token: str):
     """Show the action for the mail's campaign; record it only on the form's POST."""
     claims = verified_claims(Purpose.ACTION, token)
+    # verified_claims turns a bad token into its friendly page; this second read (the token is
+    # known good by now) only fetches the signing time the revocation check needs.
+    _, issued_at = revocations.tokens().loads_with_timestamp(Purpose.ACTION, token)
+    revocations.check_not_revoked(Purpose.ACTION, claims, issued_at)
     campaign = _campaign_for_mailing(claims.mailing_id)
     supporter = db.session.get(Supporter, claims.supporter_id)
     if supporter is None:

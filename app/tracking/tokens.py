@@ -11,6 +11,7 @@ import enum
 import hmac
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
@@ -71,8 +72,16 @@ class TokenService:
         return (signed + b"." + base64_encode(signature)).decode("ascii")
 
     def loads(self, purpose: Purpose, token: str, max_age: int | None = None) -> LinkClaims:
+        return self.loads_with_timestamp(purpose, token, max_age=max_age)[0]
+
+    def loads_with_timestamp(
+        self, purpose: Purpose, token: str, max_age: int | None = None
+    ) -> tuple[LinkClaims, datetime]:
+        """Verify a token; return its claims and when it was signed (UTC, whole seconds)."""
         try:
-            payload = self._serializers[purpose].loads(token, max_age=max_age)
+            payload, signed_at = self._serializers[purpose].loads(
+                token, max_age=max_age, return_timestamp=True
+            )
         except SignatureExpired as exc:
             raise TokenExpired(str(exc)) from exc
         except (BadData, UnicodeError, ValueError) as exc:
@@ -83,4 +92,4 @@ class TokenService:
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in payload)
         ):
             raise TokenError("token payload has the wrong shape")
-        return LinkClaims(mailing_id=payload[0], supporter_id=payload[1])
+        return LinkClaims(mailing_id=payload[0], supporter_id=payload[1]), signed_at
