@@ -22,3 +22,13 @@ def test_unknown_page_returns_friendly_html(client):
     response = client.get("/nowhere")
     assert response.status_code == 404
     assert b"<h1>" in response.data and b"Traceback" not in response.data
+
+
+def test_migrations_match_the_models():
+    """A model change without its Alembic revision fails here, not in production."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, db.metadata) == []
