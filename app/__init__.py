@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from app.config import Settings
@@ -12,6 +13,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     """Build the Flask application for the given settings (read from the environment if none)."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    app.session_interface = _CookieSessionInterface()
     app.config.update(
         SECRET_KEY=settings.secret_keys[0],
         SQLALCHEMY_DATABASE_URI=settings.database_url,
@@ -47,6 +49,17 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
 
     register_commands(app)
     return app
+
+
+class _CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's cookie sessions, building the cookie signer only when a cookie has come in."""
+
+    def open_session(self, app: Flask, request):
+        # Flask builds a signer (and derives its key) on every request, then finds no cookie:
+        # the open pixel and tracked clicks, which carry none, paid for it every time.
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def _engine_options(database_url: str) -> dict:

@@ -81,10 +81,12 @@ def worker_command(burst: bool, no_clock: bool) -> None:
                     worker_ttl=35,
                 )
                 worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
-                if burst:
+                if burst or worker._stop_requested:  # noqa: SLF001 - RQ keeps it private
                     return
-                # work() returns after a shutdown request (SIGTERM/SIGINT).
-                return
+                # RQ's loop also quits on errors it does not handle (a Redis restart can cause
+                # them); the database knows what is left, so start a fresh worker and go on.
+                log.warning("RQ worker loop ended without a shutdown request; restarting")
+                time.sleep(1)
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 log.warning("Redis unavailable (%s); reconnecting in 2 s", exc)
                 time.sleep(2)

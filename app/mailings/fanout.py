@@ -150,6 +150,7 @@ def sweep(settings: Settings) -> dict:
     from app.campaigns.services import close_expired
     from app.mailings.launch import start_mailing
     from app.mailings.sending import finish_if_complete
+    from app.tracking.buffer import drain_events
 
     started = 0
     due = db.session.scalars(
@@ -167,4 +168,10 @@ def sweep(settings: Settings) -> dict:
         finished += finish_if_complete(mailing.id)
     closed = close_expired()
     db.session.commit()
-    return {"started": started, "requeued": requeued, "finished": finished, "closed": closed}
+    return {
+        "started": started,
+        "requeued": requeued,
+        "finished": finished,
+        "closed": closed,
+        "events": drain_events(settings),  # opens and clicks buffered in Redis
+    }

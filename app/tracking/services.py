@@ -1,8 +1,10 @@
 """Record what supporters do from their inbox, and act on their unsubscribe and preferences.
 
-Opens and clicks sit on the hot path of every mail sent, so recording is a single
-INSERT … ON CONFLICT DO NOTHING per event (plus one read for clicks), without loading ORM
-objects. Nothing here commits: the views do, once.
+Opens and clicks sit on the hot path of every mail sent: the requests only queue them
+(app/tracking/buffer.py) and the worker clock records them with the functions here, so
+mailing stats lag by up to CLOCK_INTERVAL_SECONDS. Recording is INSERT … ON CONFLICT DO
+NOTHING (plus one read for clicks), without loading ORM objects. Nothing here commits: the
+views and the drain do, once.
 """
 
 from __future__ import annotations
@@ -180,18 +182,23 @@ def record_event(kind: EventKind, claims: LinkClaims, verdict: machine.Verdict) 
     """
     # Core on the session's connection: no ORM work on the pixel's hot path.
     with _event_connection() as connection:
-        connection.execute(
-            _event_insert(connection.dialect.name),
-            {
-                "kind": kind,
-                "mailing_id": claims.mailing_id,
-                "supporter_id": claims.supporter_id,
-                "occurred_at": utcnow(),
-                "ua_class": verdict.ua_class,
-                "machine": verdict.machine,
-                "reason": verdict.reason or None,
-            },
-        )
+        record_event_at(connection, kind, claims, verdict, utcnow())
+
+
+def record_event_at(connection, kind: EventKind, claims: LinkClaims, verdict, when) -> None:
+    """Record an event that happened at `when` on `connection` (see record_event)."""
+    connection.execute(
+        _event_insert(connection.dialect.name),
+        {
+            "kind": kind,
+            "mailing_id": claims.mailing_id,
+            "supporter_id": claims.supporter_id,
+            "occurred_at": when,
+            "ua_class": verdict.ua_class,
+            "machine": verdict.machine,
+            "reason": verdict.reason or None,
+        },
+    )
 
 
 def record_open(claims: LinkClaims, user_agent: str | None, method: str) -> machine.Verdict:
@@ -208,11 +215,15 @@ def record_click(
     now = utcnow()
     since = now - timedelta(seconds=machine.BURST_WINDOW_SECONDS)
     with _event_connection() as connection:
-        return _record_click(connection, claims, position, link, user_agent, method, now, since)
+        return record_click_at(connection, claims, position, link, user_agent, method, now, since)
 
 
-def _record_click(connection, claims, position, link, user_agent, method, now, since):
-    """Classify and record a click on `connection` (see record_click)."""
+def record_click_at(connection, claims, position, link, user_agent, method, now, since):
+    """Classify and record a click made at `now` on `connection` (see record_click).
+
+    Judged against the rows recorded before it, so buffered clicks drained in order of time
+    get the verdict they would have had at once.
+    """
     # One round trip: the delivery's sent_at and this recipient's clicks in the burst window.
     rows = connection.execute(
         _click_context(),
@@ -244,20 +255,21 @@ def _record_click(connection, claims, position, link, user_agent, method, now, s
     ]
     connection.execute(_click_insert(connection.dialect.name), values)
     if verdict.reason == "burst":
-        _mark_burst(delivery_id, since)
+        _mark_burst(delivery_id, since, now)
     return verdict
 
 
-def _mark_burst(delivery_id: int, since) -> None:
+def _mark_burst(delivery_id: int, since, until) -> None:
     """Turn the burst's earlier human clicks (and the opens they implied) into machine ones."""
-    params = {"delivery_id": delivery_id, "since": since}
+    # Bounded by `until` too: a drained batch may already hold later clicks judged on their own.
+    params = {"delivery_id": delivery_id, "since": since, "until": until}
     # Flip the flag where no machine twin holds the (delivery, kind, link, machine) key yet…
     db.session.execute(
         text(
             """
             UPDATE tracking_events SET machine = true, machine_reason = 'burst'
             WHERE delivery_id = :delivery_id AND kind IN ('click', 'open') AND NOT machine
-              AND occurred_at >= :since
+              AND occurred_at >= :since AND occurred_at <= :until
               AND NOT EXISTS (
                 SELECT 1 FROM tracking_events twin
                 WHERE twin.delivery_id = tracking_events.delivery_id
@@ -274,7 +286,7 @@ def _mark_burst(delivery_id: int, since) -> None:
             """
             DELETE FROM tracking_events
             WHERE delivery_id = :delivery_id AND kind IN ('click', 'open') AND NOT machine
-              AND occurred_at >= :since
+              AND occurred_at >= :since AND occurred_at <= :until
             """
         ),
         params,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
@@ -22,7 +23,8 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from app.extensions import db
 from app.mailings.models import Mailing
 from app.supporters.models import SubscriptionStatus, Supporter
-from app.tracking import services
+from app.tracking import buffer, services
+from app.tracking.revocations import check_not_revoked
 from app.tracking.tokens import LinkClaims, Purpose, TokenError, TokenExpired, TokenService
 
 tracking = Blueprint("tracking", __name__)
@@ -34,6 +36,9 @@ PIXEL_HEADERS = {
     "Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
     "Pragma": "no-cache",
     "Expires": "0",
+    # What _private would add, set here so the busiest response skips the lookups.
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
 }
 # Unsubscribe links must keep working long after the mail was sent (never refuse an opt-out);
 # preferences and web views may resubscribe or show personal data, so they age out.
@@ -55,8 +60,15 @@ def _tokens() -> TokenService:
 
 
 def verified_claims(purpose: Purpose, token: str, max_age: int | None = None) -> LinkClaims:
+    return verified_link(purpose, token, max_age)[0]
+
+
+def verified_link(
+    purpose: Purpose, token: str, max_age: int | None = None
+) -> tuple[LinkClaims, datetime]:
+    """Return the token's claims and signing time, or raise the friendly problem page."""
     try:
-        return _tokens().loads(purpose, token, max_age=max_age)
+        return _tokens().loads_with_timestamp(purpose, token, max_age=max_age)
     except TokenExpired as exc:
         raise LinkProblem(
             410,
@@ -103,6 +115,16 @@ def _private(response: Response) -> Response:
     return response
 
 
+def _may_record(purpose: Purpose, claims: LinkClaims, issued_at) -> bool:
+    """Whether an open or click may be counted; never let the check break the response."""
+    try:
+        return check_not_revoked(purpose, claims, issued_at)
+    except Exception:
+        current_app.logger.exception("could not check link revocations")
+        db.session.rollback()
+        return True
+
+
 def _user_agent() -> str:
     return request.headers.get("User-Agent", "")
 
@@ -111,35 +133,45 @@ def _user_agent() -> str:
 def open_pixel(token: str):
     """Answer the pixel, always; record an open when the token is good."""
     try:
-        claims = _tokens().loads(Purpose.OPEN, token)
+        claims, issued_at = _tokens().loads_with_timestamp(Purpose.OPEN, token)
     except TokenError:
-        claims = None
-    if claims is not None:
-        try:
-            services.record_open(claims, _user_agent(), request.method)
-            db.session.commit()
-        except Exception:
-            # A broken image in someone's inbox helps nobody: log, forget the event.
-            current_app.logger.exception("could not record an open")
-            db.session.rollback()
+        claims = issued_at = None
+    if claims is not None and _may_record(Purpose.OPEN, claims, issued_at):
+        settings = current_app.config["CLARION"]
+        user_agent, method = _user_agent(), request.method
+        if not buffer.push_open(settings, claims, user_agent, method):
+            try:
+                services.record_open(claims, user_agent, method)
+                db.session.commit()
+            except Exception:
+                # A broken image in someone's inbox helps nobody: log, forget the event.
+                current_app.logger.exception("could not record an open")
+                db.session.rollback()
     return Response(PIXEL, 200, PIXEL_HEADERS)
 
 
 @tracking.route("/c/<token>/<int:position>", methods=["GET", "HEAD"])
 def click(token: str, position: int):
     """Record a click and redirect to the stored URL of that mailing's link."""
-    claims = verified_claims(Purpose.CLICK, token)
+    claims, issued_at = verified_link(Purpose.CLICK, token)
     link = services.find_link(claims.mailing_id, position)
     if link is None:
         raise LinkProblem(
             404, "Link not found", "This link does not lead anywhere. Please check the email."
         )
-    try:
-        services.record_click(claims, position, link, _user_agent(), request.method)
-        db.session.commit()
-    except Exception:
-        current_app.logger.exception("could not record a click")
-        db.session.rollback()
+    settings = current_app.config["CLARION"]
+    user_agent, method = _user_agent(), request.method
+    # Classified when drained (app/tracking/buffer.py): the redirect needs only the link.
+    # A withdrawn link still leads where it did, but counts nothing.
+    if _may_record(Purpose.CLICK, claims, issued_at) and not buffer.push_click(
+        settings, claims, position, user_agent, method
+    ):
+        try:
+            services.record_click(claims, position, link, user_agent, method)
+            db.session.commit()
+        except Exception:
+            current_app.logger.exception("could not record a click")
+            db.session.rollback()
     if not link.url:  # the honeypot may have no target: a scanner gets nothing to follow
         return Response(status=204)
     # Only ever the stored URL: nothing from the request decides where people are sent.
@@ -204,7 +236,8 @@ def _same_site() -> bool:
 @tracking.route("/p/<token>", methods=["GET", "POST"])
 def preferences(token: str):
     """Show the supporter's lists and subscription; apply the form on POST."""
-    claims = verified_claims(Purpose.PREFERENCES, token, max_age=PAGE_MAX_AGE)
+    claims, issued_at = verified_link(Purpose.PREFERENCES, token, max_age=PAGE_MAX_AGE)
+    check_not_revoked(Purpose.PREFERENCES, claims, issued_at)
     supporter = _supporter(claims)
     message, status = None, 200
     if request.method == "POST":
@@ -251,7 +284,8 @@ VIEW_CSP = (
 @tracking.get("/v/<token>")
 def view_in_browser(token: str):
     """Show the mail as its recipient got it; not counted as an open."""
-    claims = verified_claims(Purpose.VIEW, token, max_age=PAGE_MAX_AGE)
+    claims, issued_at = verified_link(Purpose.VIEW, token, max_age=PAGE_MAX_AGE)
+    check_not_revoked(Purpose.VIEW, claims, issued_at)
     mailing = db.session.get(Mailing, claims.mailing_id)
     if mailing is None or not mailing.frozen_html:
         raise LinkProblem(404, "Email not found", "This email is no longer available.")

@@ -13,6 +13,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingLink, MailingStatus
 from app.supporters.services import upsert_supporter
+from app.tracking import buffer
 from app.tracking.services import link_cache
 from app.tracking.tokens import Purpose, TokenService
 from app.tracking.views import register_tracking
@@ -50,6 +51,36 @@ def _fresh_link_cache():
     link_cache.clear()
     yield
     link_cache.clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_only_when_asked():
+    # The outbox thread would write on its own schedule, from its own thread, into the test's
+    # transaction; tests flush it themselves (drain, flush_outbox).
+    interval, buffer.FLUSH_SECONDS = buffer.FLUSH_SECONDS, 3600.0
+    yield
+    buffer.FLUSH_SECONDS = interval
+
+
+@pytest.fixture(autouse=True)
+def _empty_event_buffer(settings, _flush_only_when_asked):
+    # Opens and clicks wait in Redis until drained: none may leak from one test to the next.
+    connection = buffer._client(settings.redis_url)
+    buffer.outbox.flush()
+    connection.delete(buffer.events_key(settings))
+    buffer.breaker.reset()
+    yield
+    buffer.outbox.flush()
+    connection.delete(buffer.events_key(settings))
+    buffer.breaker.reset()
+
+
+def drain() -> int:
+    """Record the buffered opens and clicks, as the worker clock does."""
+    from flask import current_app
+
+    buffer.outbox.flush()
+    return buffer.drain_events(current_app.config["CLARION"])
 
 
 @pytest.fixture

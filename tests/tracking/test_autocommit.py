@@ -9,7 +9,7 @@ from app.extensions import db
 from app.tracking.models import EventKind, TrackingEvent
 from app.tracking.stats import mailing_stats
 from app.tracking.tokens import Purpose
-from tests.tracking.conftest import make_delivery, make_mailing, make_supporter
+from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
 
 UA = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"}
 
@@ -31,6 +31,7 @@ def test_open_click_and_unsubscribe_commit_for_real(client, tokens):
     assert client.get(path(Purpose.CLICK, "c", "/2"), headers=UA).status_code == 302
     one_click = {"List-Unsubscribe": "One-Click"}
     assert client.post(path(Purpose.UNSUBSCRIBE, "u"), data=one_click).status_code == 200
+    assert drain() == 3  # the open and both clicks, recorded by the worker clock
 
     db.session.remove()
     kinds = sorted(e.kind.value for e in db.session.scalars(select(TrackingEvent)))

@@ -12,7 +12,7 @@ from app.supporters.services import erase_supporter
 from app.tracking.models import TrackingEvent
 from app.tracking.stats import mailing_stats
 from app.tracking.tokens import Purpose
-from tests.tracking.conftest import make_delivery, make_mailing, make_supporter
+from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
 
 BROWSER = {
     "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
@@ -46,6 +46,7 @@ def test_counts_distinct_recipients_humans_and_machines(client, tokens):
     client.get(path(Purpose.CLICK, a, "/2"), headers=BROWSER)
     client.get(path(Purpose.CLICK, c, "/1"), headers={"User-Agent": "python-requests/2.32.3"})
     client.post(path(Purpose.UNSUBSCRIBE, c), data={"List-Unsubscribe": "One-Click"})
+    drain()
     stats = mailing_stats(mailing_id)
     assert stats["opens"] == {"all": 3, "human": 1}  # c's open is implied by its click
     assert stats["clicks"] == {"all": 2, "human": 1}
@@ -62,6 +63,7 @@ def test_counts_survive_erasing_the_supporter(client, tokens):
     client.get(path(Purpose.CLICK, a, "/1"), headers=BROWSER)
     client.get(path(Purpose.CLICK, a, "/2"), headers=BROWSER)
     client.get(path(Purpose.OPEN, b, ".gif"), headers=BROWSER)
+    drain()
     before = mailing_stats(mailing_id)
 
     from app.supporters.models import Supporter
@@ -87,6 +89,7 @@ def test_stats_endpoint_reports_counts_to_analysts(client, tokens, api_token):
     mailing_id, (a, b, _), path = setup_mailing(tokens)
     client.get(path(Purpose.OPEN, a, ".gif"), headers=BROWSER)
     client.get(path(Purpose.OPEN, b, ".gif"), headers=MPP)
+    drain()
     response = client.get(f"/api/v1/mailings/{mailing_id}/stats", headers=api_token("analyst"))
     assert response.status_code == 200
     body = response.get_json()
