@@ -21,7 +21,7 @@ DEMO_CAMPAIGNS = (
         "title": "Stop separating a family seeking safety",
         "reference": "UA family separation (USA)",
         "kind": CampaignKind.LETTER,
-        "deadline_day": date(2025, 6, 24),
+        "days_open": 21,  # the seed's deadline was 24 June 2025
         "summary": (
             "<p>On 21 March 2025 immigration officers in Washington, DC detained Cesar and "
             "Norelia, Venezuelan parents with Temporary Protected Status and pending asylum "
@@ -58,7 +58,7 @@ DEMO_CAMPAIGNS = (
         "title": "Protect people seeking safety in the USA",
         "reference": "UA mass deportations (USA), 21 January 2025",
         "kind": CampaignKind.LETTER,
-        "deadline_day": date(2025, 3, 3),
+        "days_open": 14,  # the seed's deadline was 3 March 2025
         "summary": (
             "<p>The new administration has promised mass arrests, mass detention and mass "
             "removals of immigrants and people seeking safety. That would break families "
@@ -91,7 +91,7 @@ DEMO_CAMPAIGNS = (
         "title": "Stop illegal expulsions to El Salvador",
         "reference": "UA 034/25",
         "kind": CampaignKind.LETTER,
-        "deadline_day": date(2025, 7, 1),
+        "days_open": 28,  # the seed's deadline was 1 July 2025
         "summary": (
             "<p>Invoking the Alien Enemies Act, the US government removed 255 people to El "
             "Salvador in March 2025, 238 of them on 16 March despite a court order. They are "
@@ -136,14 +136,10 @@ def load_demo_campaigns(session: Session) -> int:
     for spec in DEMO_CAMPAIGNS:
         if session.scalar(select(Campaign.id).where(Campaign.slug == spec["slug"])) is not None:
             continue
-        values = {k: v for k, v in spec.items() if k not in ("targets", "deadline_day")}
-        # The seed deadlines have passed; the campaign the demo mailing links to stays open
-        # three weeks from loading so a local run can act on it. The others show "closed".
-        deadline_day = (
-            date.today() + timedelta(days=21)
-            if spec["slug"] == LINKED_SLUG
-            else spec["deadline_day"]
-        )
+        values = {k: v for k, v in spec.items() if k not in ("targets", "days_open")}
+        # The seeds' deadlines have passed; demo campaigns stay open a few weeks from loading
+        # so a local run can act on each of them.
+        deadline_day = date.today() + timedelta(days=spec["days_open"])
         session.add(
             Campaign(
                 **values,

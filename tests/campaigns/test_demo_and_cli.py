@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -26,8 +28,11 @@ def test_demo_campaigns_are_idempotent_and_link_the_demo_mailing(db_session):
     expulsions = db_session.scalar(select(Campaign).where(Campaign.reference == "UA 034/25"))
     assert expulsions.targets[0].email is None
     assert "2707 Martin Luther King" in expulsions.targets[0].postal_address
-    # End of 1 July 2025 in Washington, DC.
-    assert expulsions.deadline.isoformat() == "2025-07-02T03:59:59+00:00"
+    # Open four weeks from loading, until the end of that day in Washington, DC.
+    local = expulsions.deadline.astimezone(ZoneInfo("America/New_York"))
+    assert local.date() == date.today() + timedelta(days=28)
+    assert (local.hour, local.minute, local.second) == (23, 59, 59)
+    assert all(c.is_open() for c in db_session.scalars(select(Campaign)))
 
 
 def test_cli_lists_campaigns_and_exports_letters(app, tmp_path):
