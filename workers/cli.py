@@ -81,7 +81,7 @@ def worker_command(burst: bool, no_clock: bool) -> None:
                     worker_ttl=35,
                 )
                 worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
-                if burst or worker._stop_requested:  # noqa: SLF001 - RQ keeps it private
+                if burst or worker._shutdown_requested_date is not None:  # noqa: SLF001 - SIGTERM/INT
                     return
                 # RQ's loop also quits on errors it does not handle (a Redis restart can cause
                 # them); the database knows what is left, so start a fresh worker and go on.
