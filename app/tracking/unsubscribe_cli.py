@@ -20,7 +20,7 @@ from flask import current_app
 
 from app.extensions import db
 from app.supporters.models import SubscriptionStatus, Supporter
-from app.tracking import services
+from app.tracking import consent
 from app.tracking.tokens import Purpose, TokenError, TokenService
 
 _SUBJECT_TOKEN = re.compile(r"unsubscribe-([A-Za-z0-9_.-]+)", re.IGNORECASE)
@@ -69,7 +69,7 @@ def process_message(message, tokens: TokenService) -> str:
     if supporter is None:
         return "already_removed"
     was_subscribed = supporter.status == SubscriptionStatus.SUBSCRIBED
-    services.unsubscribe(supporter, claims.mailing_id, channel="mailto", ua_class="mailto")
+    consent.unsubscribe(supporter, claims.mailing_id, channel="mailto", ua_class="mailto")
     return "unsubscribed" if was_subscribed else "already_unsubscribed"
 
 

@@ -23,7 +23,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from app.extensions import db
 from app.mailings.models import Mailing
 from app.supporters.models import SubscriptionStatus, Supporter
-from app.tracking import buffer, services
+from app.tracking import buffer, consent, services
 from app.tracking.revocations import check_not_revoked
 from app.tracking.tokens import LinkClaims, Purpose, TokenError, TokenExpired, TokenService
 
@@ -188,7 +188,7 @@ def unsubscribe(token: str):
         # redirect. An erased supporter gets a 200 too, since they will not be mailed either.
         supporter = db.session.get(Supporter, claims.supporter_id)
         if supporter is not None:
-            services.unsubscribe(
+            consent.unsubscribe(
                 supporter, claims.mailing_id, channel="one_click", user_agent=_user_agent()
             )
             db.session.commit()
@@ -208,7 +208,7 @@ def unsubscribe(token: str):
         raise LinkProblem(
             400, "Nothing was changed", "Please use the button on the unsubscribe page."
         )
-    services.unsubscribe(supporter, claims.mailing_id, channel="link", user_agent=_user_agent())
+    consent.unsubscribe(supporter, claims.mailing_id, channel="link", user_agent=_user_agent())
     db.session.commit()
     return render_template(
         "tracking/unsubscribed.html",
@@ -251,11 +251,11 @@ def preferences(token: str):
             )
         keep = {int(v) for v in request.form.getlist("keep") if v.isdigit()}
         try:
-            message = services.apply_preferences(
+            message = consent.apply_preferences(
                 supporter, claims.mailing_id, request.form.get("action", ""), keep
             )
             db.session.commit()
-        except services.PreferenceRefused as exc:
+        except consent.PreferenceRefused as exc:
             db.session.rollback()
             message, status = str(exc), 409
     return (
@@ -263,7 +263,7 @@ def preferences(token: str):
             "tracking/preferences.html",
             organisation=current_app.config["CLARION"].organisation_name,
             supporter=supporter,
-            lists=services.supporter_lists(supporter),
+            lists=consent.supporter_lists(supporter),
             status=supporter.status.value,
             subscribed=supporter.status == SubscriptionStatus.SUBSCRIBED,
             can_resubscribe=supporter.status == SubscriptionStatus.UNSUBSCRIBED,
@@ -290,7 +290,7 @@ def view_in_browser(token: str):
     if mailing is None or not mailing.frozen_html:
         raise LinkProblem(404, "Email not found", "This email is no longer available.")
     supporter = _supporter(claims)
-    html = services.render_for_browser(mailing, supporter, current_app.config["CLARION"])
+    html = consent.render_for_browser(mailing, supporter, current_app.config["CLARION"])
     return Response(
         html,
         200,
