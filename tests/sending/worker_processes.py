@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -37,16 +38,26 @@ def worker_env(settings, database_url: str, smtp_url: str, **extra) -> dict:
 class WorkerProcess:
     def __init__(self, env: dict, log_path: Path):
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # Its own process group: RQ's scheduler runs in a child process, which must go too.
         self.process = subprocess.Popen(
-            [CLARION, "worker"], env=env, stdout=self.log, stderr=subprocess.STDOUT
+            [CLARION, "worker"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     killed = False
 
     def kill(self) -> None:
+        """SIGKILL the worker and its scheduler child, as a crashed machine or OOM kill would."""
         self.killed = True
-        self.process.send_signal(signal.SIGKILL)
+        self._kill_group()
         self.process.wait(timeout=10)
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -56,6 +67,7 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._kill_group()  # whatever the worker left behind
         self.log.close()
 
 
