@@ -17,7 +17,7 @@ from app.api.errors import ApiError
 from app.api.pagination import page_schema, paginate
 from app.auth.models import Role
 from app.extensions import db
-from app.mailings import control, services
+from app.mailings import control, previews, services
 from app.mailings import schemas as s
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
@@ -126,7 +126,7 @@ def preview_mailing(args, mailing_id):
     if args.get("supporter_id"):
         supporter = get_or_404(Supporter, args["supporter_id"], "supporter")
     with service_errors():
-        rendered = services.preview(mailing, supporter, current_app.config["CLARION"])
+        rendered = previews.preview(mailing, supporter, current_app.config["CLARION"])
     if args["format"] == "html":
         response = Response(rendered["html"], mimetype="text/html")
         # Staff-written HTML on the API's origin: no scripts, no same-origin access.
@@ -153,7 +153,7 @@ def test_send_mailing(data, mailing_id):
     if data.get("supporter_id"):
         supporter = get_or_404(Supporter, data["supporter_id"], "supporter")
     with service_errors():
-        results = services.test_send(
+        results = previews.test_send(
             mailing, data["to"], current_app.config["CLARION"], supporter=supporter
         )
     sent = sum(r["ok"] for r in results)

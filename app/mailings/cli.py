@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.mailings import control, services
+from app.mailings import control, previews, services
 from app.mailings.models import Mailing, MailingStatus
 from app.mailings.recipients import sender_of
 from app.supporters.models import MailingList, Supporter
@@ -136,7 +136,7 @@ def preview_command(mailing_id, email, as_text) -> None:
     """Print the mailing as a supporter would get it."""
     mailing = _mailing(mailing_id)
     try:
-        shown = services.preview(mailing, _supporter(email), _settings())
+        shown = previews.preview(mailing, _supporter(email), _settings())
     except services.MailingError as exc:
         raise _fail(exc) from exc
     click.echo(f"Subject: {shown['subject']}\n")
@@ -151,7 +151,7 @@ def test_command(mailing_id, addresses, email) -> None:
     """Send "[TEST] " copies now; nothing is counted."""
     mailing = _mailing(mailing_id)
     try:
-        results = services.test_send(mailing, list(addresses), _settings(), _supporter(email))
+        results = previews.test_send(mailing, list(addresses), _settings(), _supporter(email))
     except services.MailingError as exc:
         raise _fail(exc) from exc
     for result in results:

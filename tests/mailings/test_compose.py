@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.mailings import services
+from app.mailings import previews, services
 from app.mailings.launch import request_send
 from app.mailings.models import Delivery, Mailing, MailingStatus
 from app.mailings.services import MailingError
@@ -171,7 +171,7 @@ def test_preview_escapes_merge_fields_and_freezes_nothing(settings):
     db.session.flush()
     mailing = services.create_mailing(_data(subject="For {{ first_name }}"))
 
-    shown = services.preview(mailing, supporter, settings)
+    shown = previews.preview(mailing, supporter, settings)
     assert shown["subject"] == "For <script>"
     assert "Dear &lt;script&gt;," in shown["html"] and "<script>" not in shown["html"]
     assert "Dear <script>," in shown["text"]
@@ -185,7 +185,7 @@ def test_preview_escapes_merge_fields_and_freezes_nothing(settings):
 
 def test_preview_without_a_supporter_uses_a_sample(settings):
     mailing = make_mailing()
-    shown = services.preview(mailing, None, settings)
+    shown = previews.preview(mailing, None, settings)
     assert shown["subject"] == "Jane, 28 children could be deported"
     assert settings.organisation_name in shown["text"]
 
@@ -197,7 +197,7 @@ def test_preview_of_a_frozen_mailing_uses_its_frozen_sources(settings):
     request_send(mailing, settings)
     # Stored sources win over the (no longer used) composed fields.
     mailing.frozen_subject = "Frozen subject for {{ first_name }}"
-    shown = services.preview(mailing, db.session.get(Supporter, ids[0]), settings)
+    shown = previews.preview(mailing, db.session.get(Supporter, ids[0]), settings)
     assert shown["subject"] == "Frozen subject for Name0"
 
 
@@ -207,7 +207,7 @@ def test_preview_of_a_frozen_mailing_uses_its_frozen_sources(settings):
 def test_test_send_goes_to_the_sink_and_counts_nothing(settings, smtp_sink):
     settings = replace(settings, smtp_url=smtp_sink.url)
     mailing = services.create_mailing(_data(subject="Hello {{ first_name | default('x') }}"))
-    results = services.test_send(mailing, ["one@example.org", " two@example.org "], settings)
+    results = previews.test_send(mailing, ["one@example.org", " two@example.org "], settings)
 
     assert [r["address"] for r in results] == ["one@example.org", "two@example.org"]
     assert all(r["ok"] and r["message_id"] and r["error"] is None for r in results)
@@ -227,7 +227,7 @@ def test_test_send_uses_the_chosen_supporters_fields_but_not_their_tokens(settin
     settings = replace(settings, smtp_url=smtp_sink.url)
     ids = make_supporters(1)
     mailing = make_mailing()
-    services.test_send(
+    previews.test_send(
         mailing, ["staff@example.org"], settings, supporter=db.session.get(Supporter, ids[0])
     )
     message = smtp_sink.messages[0].message
@@ -241,18 +241,18 @@ def test_test_send_uses_the_chosen_supporters_fields_but_not_their_tokens(settin
 def test_test_send_refuses_too_many_or_bad_addresses(settings):
     mailing = make_mailing()
     with pytest.raises(MailingError, match="at most 20"):
-        services.test_send(mailing, [f"a{n}@example.org" for n in range(21)], settings)
+        previews.test_send(mailing, [f"a{n}@example.org" for n in range(21)], settings)
     with pytest.raises(MailingError) as caught:
-        services.test_send(mailing, ["ok@example.org", "nope"], settings)
+        previews.test_send(mailing, ["ok@example.org", "nope"], settings)
     assert list(caught.value.details) == ["to"] and "'nope'" in caught.value.details["to"][0]
     with pytest.raises(MailingError):
-        services.test_send(mailing, [], settings)
+        previews.test_send(mailing, [], settings)
 
 
 def test_test_send_reports_smtp_refusals_per_address(settings, smtp_sink):
     settings = replace(settings, smtp_url=smtp_sink.url)
     smtp_sink.handler.reply_for = lambda rcpt: "550 5.1.1 no such user" if "bad" in rcpt else None
-    results = services.test_send(make_mailing(), ["bad@example.org", "good@example.org"], settings)
+    results = previews.test_send(make_mailing(), ["bad@example.org", "good@example.org"], settings)
     assert [(r["address"], r["ok"]) for r in results] == [
         ("bad@example.org", False),
         ("good@example.org", True),
@@ -264,7 +264,7 @@ def test_test_send_reports_an_unreachable_server_for_every_address(settings):
     from tests.smtp_sink import free_port
 
     settings = replace(settings, smtp_url=f"smtp://127.0.0.1:{free_port()}?timeout=2")
-    results = services.test_send(make_mailing(), ["a@example.org", "b@example.org"], settings)
+    results = previews.test_send(make_mailing(), ["a@example.org", "b@example.org"], settings)
     assert [r["ok"] for r in results] == [False, False]
     assert all("cannot connect" in r["error"] for r in results)
 
@@ -284,8 +284,8 @@ def test_local_http_base_url_can_test_send(settings, smtp_sink):
     # A local run serves on http://127.0.0.1; production insists on https (see config).
     settings = replace(settings, smtp_url=smtp_sink.url, base_url="http://127.0.0.1:5000")
     mailing = make_mailing()
-    assert "http://127.0.0.1:5000/a/" in services.preview(mailing, None, settings)["html"]
-    results = services.test_send(mailing, ["a@example.org"], settings)
+    assert "http://127.0.0.1:5000/a/" in previews.preview(mailing, None, settings)["html"]
+    results = previews.test_send(mailing, ["a@example.org"], settings)
     assert results[0]["ok"], results
     message = smtp_sink.messages[0].message
     assert message["List-Unsubscribe"].startswith("<http://127.0.0.1:5000/u/")
