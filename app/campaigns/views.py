@@ -21,7 +21,7 @@ from app.mailings.models import Mailing
 from app.supporters.models import Supporter
 from app.tracking import revocations
 from app.tracking.tokens import Purpose
-from app.tracking.views import LinkProblem, link_problem_page, verified_claims
+from app.tracking.views import LinkProblem, link_problem_page, verified_link
 
 campaigns_pages = Blueprint("campaign_pages", __name__)
 campaigns_pages.register_error_handler(LinkProblem, link_problem_page)
@@ -137,10 +137,7 @@ def _done(campaign: Campaign, *, already: bool, who: str):
 @campaigns_pages.route("/a/<token>", methods=["GET", "POST"])
 def action_page(token: str):
     """Show the action for the mail's campaign; record it only on the form's POST."""
-    claims = verified_claims(Purpose.ACTION, token)
-    # verified_claims turns a bad token into its friendly page; this second read (the token is
-    # known good by now) only fetches the signing time the revocation check needs.
-    _, issued_at = revocations.tokens().loads_with_timestamp(Purpose.ACTION, token)
+    claims, issued_at = verified_link(Purpose.ACTION, token)
     revocations.check_not_revoked(Purpose.ACTION, claims, issued_at)
     campaign = _campaign_for_mailing(claims.mailing_id)
     supporter = db.session.get(Supporter, claims.supporter_id)

@@ -38,7 +38,7 @@ from app.db import BigId, UtcDateTime, utcnow
 from app.extensions import db
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
-from app.tracking.tokens import LinkClaims, Purpose, TokenService
+from app.tracking.tokens import LinkClaims, Purpose
 
 CACHE_SECONDS = 5.0
 MAX_REASON_LENGTH = 500
@@ -180,12 +180,3 @@ def check_not_revoked(purpose: Purpose, claims: LinkClaims, issued_at: datetime)
             "recent email from us, or contact us.",
         )
     return False
-
-
-def tokens() -> TokenService:
-    """Return the app's token service, shared with the tracking views."""
-    service = current_app.extensions.get("clarion.tokens")
-    if service is None:
-        service = TokenService(current_app.config["CLARION"].secret_keys)
-        current_app.extensions["clarion.tokens"] = service
-    return service

@@ -51,7 +51,8 @@ class LinkProblem(Exception):
         self.status, self.title, self.message = status, title, message
 
 
-def _tokens() -> TokenService:
+def token_service() -> TokenService:
+    """Return the app's token service, built once per app (keys are derived once)."""
     service = current_app.extensions.get("clarion.tokens")
     if service is None:
         service = TokenService(current_app.config["CLARION"].secret_keys)
@@ -68,7 +69,7 @@ def verified_link(
 ) -> tuple[LinkClaims, datetime]:
     """Return the token's claims and signing time, or raise the friendly problem page."""
     try:
-        return _tokens().loads_with_timestamp(purpose, token, max_age=max_age)
+        return token_service().loads_with_timestamp(purpose, token, max_age=max_age)
     except TokenExpired as exc:
         raise LinkProblem(
             410,
@@ -133,7 +134,7 @@ def _user_agent() -> str:
 def open_pixel(token: str):
     """Answer the pixel, always; record an open when the token is good."""
     try:
-        claims, issued_at = _tokens().loads_with_timestamp(Purpose.OPEN, token)
+        claims, issued_at = token_service().loads_with_timestamp(Purpose.OPEN, token)
     except TokenError:
         claims = issued_at = None
     if claims is not None and _may_record(Purpose.OPEN, claims, issued_at):
@@ -195,7 +196,7 @@ def unsubscribe(token: str):
         return Response("You are unsubscribed.\n", 200, {"Content-Type": "text/plain"})
 
     supporter = _supporter(claims)
-    preferences_url = f"/p/{_tokens().dumps(Purpose.PREFERENCES, *_ids(claims))}"
+    preferences_url = f"/p/{token_service().dumps(Purpose.PREFERENCES, *_ids(claims))}"
     if request.method == "GET":
         # Never unsubscribe on GET: link scanners follow every link in a mail.
         return render_template(

@@ -15,6 +15,7 @@ from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking import revocations
 from app.tracking.revocations import LinkRevocation
 from app.tracking.tokens import Purpose
+from app.tracking.views import token_service
 from tests.campaigns.conftest import form_of, make_campaign, make_recipient, make_supporter
 
 WITHDRAWN = "This link has been withdrawn"
@@ -68,7 +69,7 @@ def test_after_a_supporter_revocation_a_re_sent_link_works(client, settings, cam
 def test_unsubscribe_still_works_after_every_revocation(client, settings, campaign):
     recipient = make_recipient(settings, campaign)
     ids = recipient.mailing_id, recipient.supporter_id
-    unsubscribe = f"/u/{revocations.tokens().dumps(Purpose.UNSUBSCRIBE, *ids)}"
+    unsubscribe = f"/u/{token_service().dumps(Purpose.UNSUBSCRIBE, *ids)}"
     revocations.revoke_mailing_links(recipient.mailing_id, actor="test")
     revocations.revoke_supporter_links(recipient.supporter_id, actor="test")
     db.session.commit()
