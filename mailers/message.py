@@ -130,7 +130,7 @@ class MessageFactory:
     def build(self, recipient: Recipient) -> BuiltMessage:
         """Return the complete message for one recipient, DKIM-signed when a signer is set."""
         check_address(recipient.email)
-        context = _context(recipient)
+        context = merge_context(recipient)
         urls = recipient.urls
         one_click = urls["one_click_unsubscribe_url"]
         token = recipient.unsubscribe_token
@@ -222,7 +222,8 @@ def _qp_chunk(chunk: str) -> bytes:
     return encoded
 
 
-def _context(recipient: Recipient) -> dict:
+def merge_context(recipient: Recipient) -> dict:
+    """Return what the templates render with: empty fields left undefined, then the URLs."""
     context = {"email": recipient.email}
     for key, value in recipient.fields.items():
         if value is None or value == "":

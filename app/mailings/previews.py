@@ -11,13 +11,20 @@ from jinja2 import TemplateError
 from app.config import Settings
 from app.mailings.launch import freeze_mailing
 from app.mailings.models import Mailing
-from app.mailings.recipients import build_factory, frozen_of, sender_of, supporter_fields
+from app.mailings.recipients import (
+    build_factory,
+    frozen_of,
+    recipient_for,
+    recipient_from_fields,
+    sender_of,
+    supporter_fields,
+)
 from app.mailings.schemas import MAX_TEST_ADDRESSES
 from app.mailings.services import EDITABLE, MailingError, address_problem
 from app.supporters.models import Supporter
-from app.tracking.links import recipient_urls
+from app.tracking.links import INERT_PIXEL_URL
 from app.tracking.tokens import TokenService
-from mailers.message import Recipient
+from mailers.message import Recipient, merge_context
 from mailers.render import FreezeError
 from mailers.transport import DeliveryError, SmtpTransport, TemporaryFailure
 
@@ -25,8 +32,6 @@ TEST_PREFIX = "[TEST] "
 # Test messages carry tokens for supporter 0, which never exists: their action, unsubscribe and
 # preferences links lead to real pages but cannot act for, or unsubscribe, anyone.
 TEST_SUPPORTER_ID = 0
-# A transparent 1x1 GIF: previews and test sends show the open pixel without recording opens.
-INERT_PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 _CLICK_URL = re.compile(r"\{\{ click_url \}\}/(\d+)")
 
 
@@ -39,12 +44,9 @@ def preview(mailing: Mailing, supporter: Supporter | None, settings: Settings) -
     copy = _untracked(_frozen_copy(mailing, settings))
     frozen = frozen_of(copy)
     person = supporter or sample_supporter()
-    tokens = TokenService(settings.secret_keys)
-    urls = recipient_urls(settings.base_url, tokens, mailing.id, person.id)
-    urls["open_url"] = INERT_PIXEL
-    context = {"email": person.email}
-    context.update({k: v for k, v in supporter_fields(person).items() if v not in (None, "")})
-    context.update(urls)
+    recipient = recipient_for(mailing, person, settings, TokenService(settings.secret_keys))
+    recipient.urls["open_url"] = INERT_PIXEL_URL
+    context = merge_context(recipient)
     try:
         return {
             "subject": " ".join(frozen.subject_template.render(context).split()),
@@ -83,15 +85,16 @@ def test_send(
     with SmtpTransport(settings.smtp) as transport:
         for address in addresses:
             person = supporter or sample_supporter(address)
-            urls = recipient_urls(settings.base_url, tokens, mailing.id, TEST_SUPPORTER_ID)
-            urls["open_url"] = INERT_PIXEL
-            recipient = Recipient(
-                email=address,
-                fields=supporter_fields(person),
-                urls=urls,
-                unsubscribe_token=urls.pop("unsubscribe_token"),
+            recipient = recipient_from_fields(
+                mailing.id,
+                TEST_SUPPORTER_ID,
+                address,
+                supporter_fields(person),
+                settings,
+                tokens,
                 subject_prefix=TEST_PREFIX,
             )
+            recipient.urls["open_url"] = INERT_PIXEL_URL
             results.append(_send_one(factory, transport, envelope_from, recipient))
             if results[-1].get("unreachable"):
                 # The server is down: say so for the rest instead of waiting on each in turn.

@@ -4,12 +4,15 @@ the browser. Every status change goes through the consent history."""
 from __future__ import annotations
 
 from app.extensions import db
+from app.mailings.recipients import frozen_of, recipient_for
 from app.supporters.models import ListMembership, MailingList, SubscriptionStatus, Supporter
 from app.supporters.services import change_status
 from app.tracking import machine
+from app.tracking.links import INERT_PIXEL_URL
 from app.tracking.models import EventKind
 from app.tracking.services import record_event
-from app.tracking.tokens import LinkClaims
+from app.tracking.tokens import LinkClaims, TokenService
+from mailers.message import merge_context
 
 
 def unsubscribe(
@@ -97,30 +100,8 @@ def apply_preferences(
     raise PreferenceRefused("That form could not be understood. Please try again.")
 
 
-# A blank 1×1 GIF inline, so the page viewed in a browser fetches no open pixel.
-BLANK_GIF_URI = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
-
-
 def render_for_browser(mailing, supporter: Supporter, settings) -> str:
     """Render a frozen mailing's HTML for one supporter as their mail showed it, minus the pixel."""
-    from app.mailings.recipients import supporter_fields
-    from app.tracking.links import recipient_urls
-    from app.tracking.tokens import TokenService
-    from mailers.render import FrozenMailing
-
-    frozen = FrozenMailing.from_sources(
-        mailing.frozen_subject,
-        mailing.frozen_html,
-        mailing.frozen_text,
-        [(link.position, link.url, link.is_honeypot) for link in mailing.links],
-    )
-    # The context MessageFactory renders with: empty fields stay undefined so that
-    # `default("Friend")` applies, then the recipient's URLs.
-    fields = supporter_fields(supporter)
-    context = {k: v for k, v in fields.items() if v is not None and v != ""}
-    urls = recipient_urls(
-        settings.base_url, TokenService(settings.secret_keys), mailing.id, supporter.id
-    )
-    urls["open_url"] = BLANK_GIF_URI  # a view in the browser is not an open
-    context.update(urls)
-    return frozen.html_template.render(context)
+    recipient = recipient_for(mailing, supporter, settings, TokenService(settings.secret_keys))
+    recipient.urls["open_url"] = INERT_PIXEL_URL  # a view in the browser is not an open
+    return frozen_of(mailing).html_template.render(merge_context(recipient))

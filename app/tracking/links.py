@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from app.tracking.tokens import Purpose, TokenService
 
+# A transparent 1x1 GIF as a data URI: previews, test sends and the mail in the browser show the
+# open pixel without recording an open.
+INERT_PIXEL_URL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
 
 def recipient_urls(base_url: str, tokens: TokenService, mailing_id: int, supporter_id: int) -> dict:
     """Return every signed URL one recipient's message needs, and the raw unsubscribe token."""
