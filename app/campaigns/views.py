@@ -115,6 +115,28 @@ def _view_vars(
     }
 
 
+def _act_for_form_details(
+    campaign, values: dict, *, consent_channel: str, consent_detail: str, action_channel: str
+):
+    """Record the action for the person the form names (found or created, consent captured)."""
+    actor = services.supporter_for_details(
+        values["name"],
+        values["email"],
+        values["town"],
+        consent=request.form.get("consent") == "1",
+        channel=consent_channel,
+        detail=consent_detail,
+    )
+    action, created = services.record_action(
+        campaign,
+        actor,
+        channel=action_channel,
+        letter_body=_edited_letter(campaign, values["letter"]),
+        settings=_settings(),
+    )
+    return actor, action, created
+
+
 def _edited_letter(campaign: Campaign, text: str | None) -> str | None:
     """Return the supporter's letter, or None when they left the unsigned model as it was."""
     if not text or text.strip() == services.model_letter(campaign, "", "").strip():
@@ -171,20 +193,14 @@ def action_page(token: str):
     try:
         if not_me:
             # Someone else at Jane's keyboard (a forwarded mail): record it for them, never Jane.
-            actor = services.supporter_for_details(
-                values["name"],
-                values["email"],
-                values["town"],
-                consent=request.form.get("consent") == "1",
-                channel="action_not_me",
-                detail=f"action page for campaign {campaign.id} via mailing {claims.mailing_id}",
-            )
-            action, created = services.record_action(
+            actor, action, created = _act_for_form_details(
                 campaign,
-                actor,
-                channel="not_me",
-                letter_body=_edited_letter(campaign, values["letter"]),
-                settings=_settings(),
+                values,
+                consent_channel="action_not_me",
+                consent_detail=(
+                    f"action page for campaign {campaign.id} via mailing {claims.mailing_id}"
+                ),
+                action_channel="not_me",
             )
         else:
             actor = supporter
@@ -236,20 +252,12 @@ def public_page(slug: str):
     _check_csrf(f"campaign:{slug}")
     values = {k: request.form.get(k, "") for k in ("name", "email", "town", "letter")}
     try:
-        supporter = services.supporter_for_details(
-            values["name"],
-            values["email"],
-            values["town"],
-            consent=request.form.get("consent") == "1",
-            channel="campaign_page",
-            detail=f"public page of campaign {campaign.id}",
-        )
-        action, created = services.record_action(
+        supporter, action, created = _act_for_form_details(
             campaign,
-            supporter,
-            channel="public",
-            letter_body=_edited_letter(campaign, values["letter"]),
-            settings=_settings(),
+            values,
+            consent_channel="campaign_page",
+            consent_detail=f"public page of campaign {campaign.id}",
+            action_channel="public",
         )
     except services.CampaignError as exc:
         db.session.rollback()
