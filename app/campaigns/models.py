@@ -131,6 +131,9 @@ class Letter(db.Model):
     )
     attempts: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When a queued letter is next due (NULL: at once). The database, not RQ's scheduled
+    # registry, holds it, so the clock can re-drive a letter whose job Redis lost.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     message_id: Mapped[str | None] = mapped_column(String(300))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -142,4 +145,5 @@ class Letter(db.Model):
         UniqueConstraint("action_id", "target_id"),
         # The hourly cap counts one target's letters sent in the last hour.
         Index("ix_campaign_letters_target_sent", "target_id", "sent_at"),
+        Index("ix_campaign_letters_due", "status", "next_attempt_at"),
     )
