@@ -7,6 +7,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from app.config import Settings
+from app.security import install_int_converter, install_security
 
 
 def create_app(settings: Settings | None = None, test_config: dict | None = None) -> Flask:
@@ -14,6 +15,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.session_interface = _CookieSessionInterface()
+    install_int_converter(app)
     app.config.update(
         SECRET_KEY=settings.secret_keys[0],
         SQLALCHEMY_DATABASE_URI=settings.database_url,
@@ -27,15 +29,16 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="/api/v1/docs/assets/",
         OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
-        MAX_CONTENT_LENGTH=512 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
+    install_security(app, settings)
     if test_config:
         app.config.update(test_config)
 
-    from app.extensions import api, db, migrate
+    from app.extensions import api, db, init_limiter, migrate
 
     db.init_app(app)
+    init_limiter(app, settings)  # rate limits of the public action forms
     migrate.init_app(
         app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True
     )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from limits import parse_many
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET = "dev-only-secret-change-me"
+NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")
 
 
 class ConfigError(RuntimeError):
@@ -73,6 +79,16 @@ def _float(environ, name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _rate(environ, name: str, default: str) -> str:
+    """Return a rate limit such as "10/minute;60/hour", refusing one that cannot be parsed."""
+    raw = (environ.get(name) or "").strip() or default
+    try:
+        parse_many(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must look like '10/minute;60/hour', got {raw!r}") from exc
+    return raw
+
+
 def _default_database_url() -> str:
     return f"sqlite:///{PROJECT_ROOT / 'var' / 'clarion.db'}"
 
@@ -119,6 +135,13 @@ class Settings:
     webhook_secret: str | None = None
     soft_bounce_limit: int = 3
     letters_per_target_per_hour: int = 200
+    # Public action forms (/campaigns/<slug>, /a/<token>, /confirm/<token>): POSTs allowed per
+    # client network and, for actions not proven by a signed link, per campaign.
+    public_form_rate_per_ip: str = "10/minute;60/hour"
+    public_form_rate_per_campaign: str = "600/hour"
+    public_form_min_seconds: float = 3.0  # a person takes longer than this to fill the form
+    # The staff CSV import is the one request allowed a big body (see app/security.py).
+    max_import_bytes: int = 512 * 1024 * 1024
 
     @property
     def smtp(self) -> SmtpSettings:
@@ -173,6 +196,16 @@ class Settings:
             letters_per_target_per_hour=_int(
                 environ, "LETTERS_PER_TARGET_PER_HOUR", cls.letters_per_target_per_hour
             ),
+            max_import_bytes=_int(environ, "MAX_IMPORT_BYTES", cls.max_import_bytes),
+            public_form_rate_per_ip=_rate(
+                environ, "PUBLIC_FORM_RATE_PER_IP", cls.public_form_rate_per_ip
+            ),
+            public_form_rate_per_campaign=_rate(
+                environ, "PUBLIC_FORM_RATE_PER_CAMPAIGN", cls.public_form_rate_per_campaign
+            ),
+            public_form_min_seconds=_float(
+                environ, "PUBLIC_FORM_MIN_SECONDS", cls.public_form_min_seconds
+            ),
         )
         settings.smtp  # noqa: B018 - parse now so a bad SMTP_URL fails at start-up
         if settings.is_production:
@@ -186,10 +219,34 @@ class Settings:
             problems.append("SECRET_KEYS must hold secrets of at least 32 characters")
         if self.database_url.startswith("sqlite"):
             problems.append("DATABASE_URL must point at PostgreSQL")
-        if not self.base_url.startswith("https://") or any(
-            host in self.base_url for host in ("://127.0.0.1", "://localhost")
-        ):
+        if not is_public_https_url(self.base_url):
             # RFC 8058 one-click unsubscribe needs an https URL that supporters can reach.
             problems.append("BASE_URL must be the public https address supporters reach")
         if problems:
             raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+
+
+def is_public_https_url(url: str) -> bool:
+    """Say whether `url` is https on a host the public can reach (not this machine or a LAN)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme != "https" or not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always loopback
+        return False
+    if NUMERIC_HOST.fullmatch(host):
+        # Browsers and resolvers still read inet_aton's forms (127.1, 0x7f.1, 2130706433), and
+        # an all-numeric name is never a public domain (no top-level domain is numeric).
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+        return address.is_global
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        return True  # a domain name

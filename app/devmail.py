@@ -162,6 +162,7 @@ def message_detail(name: str):
         )
     )
     response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"  # as frame-ancestors 'self' above
     return response
 
 

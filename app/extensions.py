@@ -1,10 +1,15 @@
 """Extension objects shared by the whole application, bound in `create_app`."""
 
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from app.config import Settings
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -23,3 +28,23 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = Api()
+# No default limits: the public action forms declare theirs (app/campaigns/views.py). The
+# moving window refuses a burst however it falls across minute boundaries. swallow_errors: when
+# Redis is down the forms stay open (the error is logged) rather than turn every POST into a 500.
+limiter = Limiter(
+    key_func=get_remote_address,
+    strategy="moving-window",
+    headers_enabled=True,
+    swallow_errors=True,
+)
+
+
+def init_limiter(app: Flask, settings: Settings) -> None:
+    """Bind the rate limiter to the app, counting in the app's Redis."""
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url)
+    # A Redis that does not answer must not hold up the form for long before we fail open.
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1}
+    )
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{settings.queue_prefix}:limits")
+    limiter.init_app(app)

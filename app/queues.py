@@ -13,14 +13,21 @@ from collections.abc import Callable
 from functools import cache, partial
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.db import utcnow
 
 log = logging.getLogger(__name__)
+
+
+LIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
 
 
 class QueueName(enum.StrEnum):
@@ -69,10 +76,39 @@ def enqueue_now(settings: Settings, queue: QueueName, func: str, *args, **option
     return get_queue(settings, queue).enqueue(func, *args, **options)
 
 
+def job_is_live(settings: Settings, job_id: str | None, *, stale_after: float | None) -> bool:
+    """Return whether RQ still holds `job_id` waiting, scheduled or running.
+
+    A job "started" more than `stale_after` seconds ago (or at all, when it is 0) counts as
+    dead: RQ leaves a SIGKILLed worker's job "started" for minutes. None trusts RQ's status.
+    """
+    if not job_id:
+        return False
+    try:
+        job = Job.fetch(job_id, connection=redis_connection(settings.redis_url))
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status not in LIVE_JOB_STATUSES:
+        return False
+    if status == JobStatus.STARTED and stale_after is not None:
+        if job.started_at is None:
+            return stale_after > 0
+        age = (utcnow() - job.started_at.replace(tzinfo=utcnow().tzinfo)).total_seconds()
+        return age < stale_after
+    return True
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    # The rows are committed whatever happens here, and the database is the source of truth:
+    # the clock re-drives work whose job never reached Redis. So a Redis outage is logged and
+    # the remaining callbacks still run, instead of turning a saved action into an error page.
     for callback in session.info.pop("clarion_after_commit", []):
-        callback()
+        try:
+            callback()
+        except (RedisError, OSError):
+            log.exception("after-commit enqueue failed; the clock will re-drive the work")
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -1,6 +1,7 @@
 """Benchmark the supporter CSV import on PostgreSQL: time, rows/s and peak memory.
 
     .venv/bin/python -m bench.bench_import [--rows 1000000] [--small 100000] [--keep-files]
+                                           [--quick]   (or BENCH_QUICK=1: 2,000 rows, seconds)
 
 For each size it makes a CSV, recreates the scratch database `clarion_bench`, imports the file
 and imports it again (every row unchanged). Each import runs in a fresh child process, so the
@@ -21,7 +22,10 @@ from pathlib import Path
 import psycopg
 
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DATABASE = "clarion_bench"
+# `make bench-smoke` sets a suffix and its own Redis db so it never meets a full run or pytest.
+DATABASE = "clarion_bench" + os.environ.get("BENCH_DB_SUFFIX", "")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+QUICK = {"rows": 2_000, "small": 0}
 
 FIRST = [
     "Ana",
@@ -85,7 +89,11 @@ def database_url() -> str:
 def settings_for(import_dir: Path):
     from app.config import Settings, normalise_database_url
 
-    return Settings(database_url=normalise_database_url(database_url()), import_dir=import_dir)
+    return Settings(
+        database_url=normalise_database_url(database_url()),
+        redis_url=REDIS_URL,
+        import_dir=import_dir,
+    )
 
 
 def recreate_database(import_dir: Path) -> None:
@@ -165,7 +173,11 @@ def main() -> None:
     parser.add_argument("--list", help="add every imported supporter to this list")
     parser.add_argument("--tag", action="append", default=[], help="and tag them (repeatable)")
     parser.add_argument("--keep-files", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="small sizes (also BENCH_QUICK=1)")
     args = parser.parse_args()
+    if args.quick or os.environ.get("BENCH_QUICK") == "1":
+        parser.set_defaults(**QUICK)  # explicit options still win
+        args = parser.parse_args()
     options = {"list_name": args.list, "tag_names": args.tag}
     print(f"list={args.list!r} tags={args.tag!r}")
     sizes = sorted({n for n in (args.small, args.rows) if n > 0})

@@ -1,6 +1,7 @@
 """Time MessageFactory against the naive EmailMessage approach on the demo alert.
 
     .venv/bin/python bench/bench_message.py [--count 20000] [--naive-count 2000] [--profile]
+                                            [--quick]   (or BENCH_QUICK=1: small counts, seconds)
 
 Both paths render the same three compiled templates for the same recipients; they differ only
 in how the message bytes are made. --profile runs pyinstrument over the fast path.
@@ -9,16 +10,18 @@ in how the message bytes are made. --profile runs pyinstrument over the fast pat
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
 from app.config import PROJECT_ROOT
-from mailers.message import MessageFactory, Recipient, _context
+from mailers.message import MessageFactory, Recipient, merge_context
 from mailers.render import freeze
 
 BASE = "https://act.example.org"
+QUICK = {"count": 500, "naive_count": 100}
 NAMES = [("Zoë", "Ñúñez"), ("John", "Smith"), ("Amara", "Okafor"), ("Lin", "Wei"), (None, None)]
 
 
@@ -72,7 +75,7 @@ def recipients(count: int) -> list[Recipient]:
 
 def naive_build(frozen, recipient: Recipient) -> bytes:
     """The obvious way: render, then let the email package assemble and serialise."""
-    context = _context(recipient)
+    context = merge_context(recipient)
     message = EmailMessage()
     message["From"] = formataddr(("Elena Marsh, Rights Watch USA", "alerts@act.example.org"))
     name = " ".join(str(context.get(k, "")) for k in ("first_name", "last_name")).strip()
@@ -105,15 +108,19 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--naive-count", type=int, default=2_000)
     parser.add_argument("--profile", action="store_true", help="profile the fast path")
+    parser.add_argument("--quick", action="store_true", help="small counts (also BENCH_QUICK=1)")
     args = parser.parse_args()
+    if args.quick or os.environ.get("BENCH_QUICK") == "1":
+        parser.set_defaults(**QUICK)  # explicit options still win
+        args = parser.parse_args()
 
     factory, frozen = demo_factory()
     people = recipients(args.count)
     sample = factory.build(people[0]).data
     render_us = time_per_message(
         lambda r: (
-            frozen.html_template.render(_context(r)),
-            frozen.text_template.render(_context(r)),
+            frozen.html_template.render(merge_context(r)),
+            frozen.text_template.render(merge_context(r)),
         ),
         people[: args.naive_count],
     )

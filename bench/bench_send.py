@@ -6,6 +6,7 @@
 3. the audience snapshot of a 1,000,000-recipient mailing.
 
 Usage: python bench/bench_send.py [--recipients 20000] [--snapshot 1000000] [--profile]
+                                  [--quick]   (or BENCH_QUICK=1: 500 recipients, seconds)
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import create_app  # noqa: E402
 from app.config import Settings  # noqa: E402
 
-DB_NAME = "clarion_bench_send"
+# `make bench-smoke` sets a suffix and its own Redis db so it never meets a full run or pytest.
+DB_NAME = "clarion_bench_send" + os.environ.get("BENCH_DB_SUFFIX", "")
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE_URL = PG_ADMIN.rsplit("/", 1)[0] + f"/{DB_NAME}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 CLARION = str(Path(sys.executable).parent / "clarion")
+QUICK = {"recipients": 500, "snapshot": 2_000}
 
 
 def free_port() -> int:
@@ -254,7 +257,11 @@ def main() -> None:
     parser.add_argument("--snapshot", type=int, default=1_000_000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--batch-size", type=int, default=Settings.batch_size)
+    parser.add_argument("--quick", action="store_true", help="small sizes (also BENCH_QUICK=1)")
     args = parser.parse_args()
+    if args.quick or os.environ.get("BENCH_QUICK") == "1":
+        parser.set_defaults(**QUICK)  # explicit options still win
+        args = parser.parse_args()
 
     import redis
 

@@ -1,12 +1,13 @@
 """Load-test the open pixel and tracked clicks against a bare Flask app serving the same GIF.
 
 Builds a scratch PostgreSQL database `clarion_bench_tracking` (dropped and re-created) with one
-frozen mailing, its links and SUPPORTERS deliveries, then serves the real app and a bare Flask
+frozen mailing, its links and --supporters deliveries, then serves the real app and a bare Flask
 app with identical gunicorn settings and hits each with wrk on loopback. wrk's Lua script
 rotates over every recipient's token (and, for clicks, every link), so events are real inserts
 rather than dropped duplicates. Target: open and click at least 50 % of bare requests/s.
 
-    .venv/bin/python bench/bench_tracking.py [--duration 10s] [--connections 32]
+    .venv/bin/python bench/bench_tracking.py [--duration 10s] [--connections 32] [--supporters N]
+                                             [--quick]   (or BENCH_QUICK=1: 1 s runs, seconds)
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from app.tracking.buffer import drain_events, events_key
 from app.tracking.tokens import Purpose, TokenService
 from mailers.render import freeze
 
-DB_NAME = "clarion_bench_tracking"
-SUPPORTERS = 20_000
+# `make bench-smoke` sets a suffix and its own Redis db so it never meets a full run or pytest.
+DB_NAME = "clarion_bench_tracking" + os.environ.get("BENCH_DB_SUFFIX", "")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+QUICK = {"supporters": 500, "duration": "1s", "connections": 4, "warm_up": False}
 LINKS = 3
 SECRET = "bench-secret-0123456789abcdef-0123456789abcdef"
 GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "8"]
@@ -49,11 +53,11 @@ BODY = (
 )
 
 FILL_SQL = [
-    f"""
+    """
     INSERT INTO supporters (email, custom_fields, status, soft_bounce_count, created_at,
                             updated_at)
-    SELECT 'bench' || g || '@example.org', '{{}}'::jsonb, 'subscribed', 0, now(), now()
-    FROM generate_series(1, {SUPPORTERS}) AS g
+    SELECT 'bench' || g || '@example.org', '{}'::jsonb, 'subscribed', 0, now(), now()
+    FROM generate_series(1, %(supporters)s) AS g
     """,
     """
     INSERT INTO deliveries (mailing_id, supporter_id, batch_no, status, attempts, sent_at)
@@ -124,12 +128,14 @@ end
 """
 
 
-def build_database(admin_url: str) -> tuple[str, int, list[int]]:
+def build_database(admin_url: str, supporters: int) -> tuple[str, int, list[int]]:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DB_NAME}"')
     url = admin_url.rsplit("/", 1)[0] + "/" + DB_NAME
-    settings = replace(Settings.from_env({}), database_url=normalise_database_url(url))
+    settings = replace(
+        Settings.from_env({}), database_url=normalise_database_url(url), redis_url=REDIS_URL
+    )
     app = create_app(settings)
     with app.app_context():
         from flask_migrate import upgrade
@@ -163,7 +169,9 @@ def build_database(admin_url: str) -> tuple[str, int, list[int]]:
         mailing_id = mailing.id
         with db.engine.begin() as conn:
             for statement in FILL_SQL:
-                conn.exec_driver_sql(statement, {"mailing_id": mailing_id})
+                conn.exec_driver_sql(
+                    statement, {"mailing_id": mailing_id, "supporters": supporters}
+                )
             conn.exec_driver_sql("ANALYZE")
         supporter_ids = [
             row[0] for row in db.session.execute(db.text("SELECT id FROM supporters ORDER BY id"))
@@ -235,7 +243,8 @@ def run_wrk(url: str, script: Path, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--admin-url", default=ADMIN_URL)
+    parser.add_argument("--supporters", type=int, default=20_000)
     parser.add_argument("--duration", default="10s")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -243,12 +252,17 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="*", default=["bare", "open-no-db", "open", "click"], metavar="RUN"
     )
+    parser.add_argument("--warm-up", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--quick", action="store_true", help="small sizes (also BENCH_QUICK=1)")
     args = parser.parse_args()
+    if args.quick or os.environ.get("BENCH_QUICK") == "1":
+        parser.set_defaults(**QUICK)  # explicit options still win
+        args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
 
     started = time.perf_counter()
-    url, mailing_id, supporter_ids = build_database(args.admin_url)
+    url, mailing_id, supporter_ids = build_database(args.admin_url, args.supporters)
     print(f"built {len(supporter_ids)} deliveries in {time.perf_counter() - started:.1f}s")
     tokens = TokenService((SECRET,))
     work = Path(tempfile.mkdtemp(prefix="bench_tracking_"))
@@ -267,6 +281,7 @@ def main() -> None:
         **os.environ,
         "PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{work}",
         "DATABASE_URL": url,
+        "REDIS_URL": REDIS_URL,
         "SECRET_KEYS": SECRET,
         "CLARION_ENV": "development",
         # Its own buffer key: a local `clarion worker` must not drain bench events elsewhere.
@@ -286,10 +301,13 @@ def main() -> None:
             continue
         server = serve(work, module, args.port, env)
         try:
-            warm_up = run_wrk(f"http://127.0.0.1:{args.port}", work / script, args)
+            if args.warm_up:
+                warm_up = run_wrk(f"http://127.0.0.1:{args.port}", work / script, args)
+                if name in ("open", "click"):
+                    sent += warm_up["requests"]
             results[name] = run_wrk(f"http://127.0.0.1:{args.port}", work / script, args)
             if name in ("open", "click"):
-                sent += warm_up["requests"] + results[name]["requests"]
+                sent += results[name]["requests"]
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -312,7 +330,8 @@ def main() -> None:
     bare = results["bare"]["rps"] if "bare" in results else float("nan")
     print(
         f"gunicorn {' '.join(GUNICORN)}; wrk -t{args.threads} -c{args.connections} "
-        f"-d{args.duration} (each run after a warm-up run of the same length)"
+        f"-d{args.duration}"
+        + (" (each run after a warm-up run of the same length)" if args.warm_up else "")
     )
     print(f"{'endpoint':<10} {'req/s':>10} {'p99 ms':>9} {'of bare':>8} {'non-2xx/3xx':>12}")
     for name, result in results.items():

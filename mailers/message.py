@@ -5,7 +5,7 @@ same for every recipient (the fixed headers, the MIME skeleton, the boundary) is
 MessageFactory; per recipient we render three compiled templates, quoted-printable encode the two
 bodies with binascii (C speed) and join bytes.
 
-Every header value that can carry recipient or staff input passes through `_clean_header` after
+Every header value that can carry recipient or staff input passes through `clean_header` after
 rendering: control characters (CR, LF, NEL, U+2028 …) become spaces, so no merge field can ever
 start a header of its own. Addresses with such characters are refused outright.
 """
@@ -58,6 +58,7 @@ _TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
 # RFC 8058 wants https; plain http is allowed so a local run (http://127.0.0.1) can send.
 _URL = re.compile(r"^https?://[\x21-\x7e]+$")
 _HEADER_ID = re.compile(r"^[\x21-\x7e]+$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9.-]+$")
 _WORD_BYTES = 45  # 45 bytes -> 60 base64 chars -> a 72-char encoded word, inside the 75 limit
 _LINE = 78
 
@@ -90,8 +91,7 @@ class MessageFactory:
         for name, value in (("list_id", list_id), ("feedback_id", feedback_id)):
             if not _HEADER_ID.match(value or ""):
                 raise ValueError(f"{name} must be printable ASCII without spaces")
-        if not re.match(r"^[A-Za-z0-9.-]+$", message_id_domain or ""):
-            raise ValueError("message_id_domain must be a domain name")
+        check_message_id_domain(message_id_domain)
         if mailing_ref is not None and not _HEADER_ID.match(mailing_ref):
             raise ValueError("mailing_ref must be printable ASCII without spaces")
         self._subject = frozen.subject_template
@@ -99,7 +99,7 @@ class MessageFactory:
         self._text = _QuotedPrintableBody(frozen.text_template, frozen.text_source)
         self._dkim = dkim
         self._mailto = unsubscribe_mailto
-        self._id_suffix = "@" + message_id_domain + ">"
+        self._id_domain = message_id_domain
         self._date_second = -1
         self._date = ""
 
@@ -137,14 +137,14 @@ class MessageFactory:
         if not _URL.match(one_click) or not _TOKEN.match(token or ""):
             raise ValueError("unsubscribe URL and token must be plain https/URL-safe text")
 
-        subject = _clean_header(recipient.subject_prefix + self._subject.render(context))
-        name = _clean_header(
+        subject = clean_header(recipient.subject_prefix + self._subject.render(context))
+        name = clean_header(
             " ".join(str(context.get(k, "")) for k in ("first_name", "last_name")).strip()
         )
         now = int(time.time())
         if now != self._date_second:
             self._date_second, self._date = now, formatdate(now, usegmt=True)
-        message_id = "<" + os.urandom(16).hex() + self._id_suffix
+        message_id = new_message_id(self._id_domain)
         headers = (
             f"To: {format_address(name, recipient.email)}\r\n"
             f"Subject: {encode_unstructured(subject, len('Subject: '))}\r\n"
@@ -197,14 +197,15 @@ class _QuotedPrintableBody:
                 continue
             encoded = self._encoded.get(chunk)
             if encoded is None:
-                encoded = _qp_chunk(chunk)
+                encoded = quoted_printable(chunk)
                 if chunk in self._literal:
                     self._encoded[str(chunk)] = encoded
             parts.append(encoded)
         return b"=\r\n".join(parts)
 
 
-def _qp_chunk(chunk: str) -> bytes:
+def quoted_printable(chunk: str) -> bytes:
+    """Encode `chunk` (CRLF line breaks) as quoted-printable: CRLF lines of at most 76 octets."""
     data = chunk.encode("utf-8")
     encoded = binascii.b2a_qp(data)
     if b"\r\n" not in data:
@@ -235,6 +236,17 @@ def merge_context(recipient: Recipient) -> dict:
     return context
 
 
+def check_message_id_domain(domain: str) -> None:
+    """Refuse a Message-ID domain that is not a plain domain name."""
+    if not _DOMAIN.match(domain or ""):
+        raise ValueError("message_id_domain must be a domain name")
+
+
+def new_message_id(domain: str) -> str:
+    """Return a fresh, unguessable `<…@domain>` Message-ID."""
+    return "<" + os.urandom(16).hex() + "@" + domain + ">"
+
+
 def check_address(address: str) -> None:
     """Refuse an address that could break out of its header or the SMTP envelope."""
     if (
@@ -248,14 +260,15 @@ def check_address(address: str) -> None:
         raise InvalidAddress(f"not a usable email address: {address!r}")
 
 
-def _clean_header(value: str) -> str:
+def clean_header(value: str) -> str:
+    """Return `value` fit for one header line: control characters and whitespace runs → a space."""
     # Control characters become spaces first, then every run of (Unicode) whitespace collapses.
     return " ".join(_CONTROL.sub(" ", value).split())
 
 
 def format_address(name: str | None, address: str) -> str:
     """Return `name <address>` with the display name quoted or RFC 2047 encoded as needed."""
-    name = _clean_header(name or "")
+    name = clean_header(name or "")
     if not name:
         return address
     if name.isascii() and "=?" not in name:

@@ -40,6 +40,8 @@ _LAYOUT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+")
 _REMOTE_CSS = re.compile(r"<link\b[^>]*>|@import\b[^;]*;", re.IGNORECASE)
 _ORGANISATION = re.compile(r"\{\{-?\s*organisation_name\s*-?\}\}")
+DEFAULT_LANG = "en"
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 _UNSUBSCRIBE_HREF = 'href="{{ unsubscribe_url }}"'
 _UNSUBSCRIBE_TEXT = "{{ unsubscribe_url }}"
 
@@ -170,6 +172,9 @@ def freeze(
     body = root.find(".//body")
     if body is None:
         raise FreezeError("MJML produced no <body>")
+    _set_title(root, tokens.protect(subject))
+    _set_language(root)
+    _add_main_landmark(body)
 
     links = _track_links(root, tokens)
     if body_text:
@@ -324,6 +329,40 @@ def _track_text_links(text: str, links: list[FrozenLink]) -> str:
         return _click(by_url[url]) + match.group()[len(url) :]
 
     return _URL_IN_TEXT.sub(replace, text)
+
+
+def _set_title(root: etree._Element, protected_subject: str) -> None:
+    # Screen readers announce the title first, and "view in browser" shows it in the tab. The
+    # subject's merge fields stay tokens here, so each recipient's title is their own subject,
+    # autoescaped like the rest of the HTML; lxml escapes the literal text around them.
+    head = root.find("head")
+    if head is None:
+        raise FreezeError("MJML produced no <head>")
+    title = head.find("title")
+    if title is None:
+        title = etree.SubElement(head, "title")
+    title.text = protected_subject
+
+
+def _set_language(root: etree._Element) -> None:
+    # The mailing's language is what its MJML declares (<mjml lang="de">); MJML writes "und"
+    # when it declares none, which tells a screen reader nothing, so English is assumed then.
+    # Not the supporter's language: a German supporter sent an English alert gets English text.
+    declared = (root.get("lang") or "").strip()
+    lang = declared if _LANGUAGE_TAG.fullmatch(declared) and declared != "und" else DEFAULT_LANG
+    root.set("lang", lang)
+    for element in root.iterfind(".//body//*[@lang]"):
+        if element.get("lang") in ("und", declared):
+            element.set("lang", lang)
+
+
+def _add_main_landmark(body: etree._Element) -> None:
+    # MJML wraps the message in one role="article" div; a main landmark around it lets a screen
+    # reader jump straight to the content and keeps every visible part inside a landmark.
+    main = etree.Element("div", {"role": "main"})
+    main.extend(list(body))  # moves the children, with their tail text
+    main.text, body.text = body.text, None
+    body.append(main)
 
 
 def _add_preheader(body: etree._Element, protected_preheader: str) -> None:

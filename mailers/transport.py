@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 
@@ -23,16 +24,45 @@ class TemporaryFailure(DeliveryError):
 
 
 class PermanentFailure(DeliveryError):
-    """The server refused this message for good (5xx on MAIL, RCPT or DATA)."""
+    """The server refused this recipient or this message for good (a 5xx such as 550/551/553)."""
+
+
+class LocalError(TemporaryFailure):
+    """Our own fault: the server could not parse what we sent, or refused our sender.
+
+    Nothing here is the recipient's doing, so it must never count as a bounce. It is a
+    TemporaryFailure so that every caller retries it later; callers should also log it, since
+    only a fix on our side (the message builder, the sender address, the relay) makes it go away.
+    """
+
+
+# Replies about our command syntax, not about the recipient: 500 syntax error / line too long,
+# 501 bad arguments, 502 not implemented, 503 bad sequence, 504 parameter not implemented,
+# 555 MAIL/RCPT parameters not recognised (RFC 5321 4.2.3).
+_PROTOCOL_CODES = frozenset({500, 501, 502, 503, 504, 555})
+# Enhanced status 5.1.x is about the address itself ("501 5.1.3 bad recipient address syntax").
+_ADDRESS_STATUS = re.compile(rb"^\s*5\.1\.\d")
+
+
+def _has_bare_line_break(data: bytes) -> bool:
+    # Three C-speed counts instead of a regex: this runs for every message of a mailing.
+    crlf = data.count(b"\r\n")
+    return data.count(b"\n") != crlf or data.count(b"\r") != crlf
 
 
 def _reply_text(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
-def _classify(code: int, reply: bytes | str) -> DeliveryError:
-    cls = PermanentFailure if 500 <= code < 600 else TemporaryFailure
-    return cls(_reply_text(reply), code)
+def _classify(code: int, reply: bytes | str, *, recipient: bool = False) -> DeliveryError:
+    """Map an SMTP reply to our failure family; `recipient` says it answered RCPT TO."""
+    text = _reply_text(reply)
+    if not 500 <= code < 600:
+        return TemporaryFailure(text, code)
+    raw = reply if isinstance(reply, bytes) else str(reply).encode("utf-8", "replace")
+    if code in _PROTOCOL_CODES and not (recipient and _ADDRESS_STATUS.match(raw)):
+        return LocalError(text, code)
+    return PermanentFailure(text, code)
 
 
 class SmtpTransport:
@@ -50,7 +80,13 @@ class SmtpTransport:
         self.close()
 
     def send(self, mail_from: str, rcpt: str, data: bytes) -> None:
-        """Deliver one message to one recipient or raise TemporaryFailure/PermanentFailure."""
+        """Deliver one message to one recipient or raise TemporaryFailure/PermanentFailure.
+
+        LocalError (a TemporaryFailure) means the fault is ours; a message with bare CR or LF
+        line breaks is refused here, before a strict server (RFC 5321 2.3.8) refuses it.
+        """
+        if _has_bare_line_break(data):
+            raise LocalError("the message has bare CR or LF line breaks; RFC 5321 needs CRLF")
         options = ["SMTPUTF8"] if not (mail_from.isascii() and rcpt.isascii()) else []
         reused = self._smtp is not None
         try:
@@ -84,8 +120,13 @@ class SmtpTransport:
                 smtp.sendmail(mail_from, [rcpt], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients.get(rcpt, (450, b"recipient refused"))
-            raise _classify(code, reply) from exc
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            raise _classify(code, reply, recipient=True) from exc
+        except smtplib.SMTPSenderRefused as exc:
+            # Our envelope sender was refused: a 5xx is a problem with our set-up, not a bounce.
+            if 500 <= exc.smtp_code < 600:
+                raise LocalError(_reply_text(exc.smtp_error), exc.smtp_code) from exc
+            raise _classify(exc.smtp_code, exc.smtp_error) from exc
+        except smtplib.SMTPDataError as exc:
             raise _classify(exc.smtp_code, exc.smtp_error) from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise PermanentFailure(f"the server cannot take this message: {exc}") from exc
@@ -105,7 +146,7 @@ class SmtpTransport:
             raise TemporaryFailure(f"SMTP connection failed: {exc}") from exc
         except smtplib.SMTPException as exc:
             self._reset()
-            raise TemporaryFailure(str(exc)) from exc
+            raise LocalError(f"SMTP client error: {exc}") from exc
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is not None and self._smtp.sock is not None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite (or, with `bench`, the benchmarks) need, if missing.
-# Usage: scripts/ensure-test-packages.sh [bench]
+# Install the system packages the test suite and/or the benchmarks need, if missing, in one go.
+# Usage: scripts/ensure-test-packages.sh [test] [bench]   (test when no argument is given)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,13 +11,21 @@ need() {  # need PACKAGE COMMAND-OR-PATH
   fi
 }
 
-if [ "${1:-}" = bench ]; then
-  need postfix /usr/sbin/smtp-sink  # a fast SMTP sink to send against
-  need wrk /usr/bin/wrk            # HTTP load generator
-else
-  need spamassassin spamassassin   # spam scoring of rendered mailings
-  need chromium /usr/bin/chromium  # browser tests (Playwright drives the system Chromium)
-fi
+groups=("$@")
+[ "${#groups[@]}" -gt 0 ] || groups=(test)
+for group in "${groups[@]}"; do
+  case "$group" in
+    test)
+      need spamassassin spamassassin   # spam scoring of rendered mailings
+      need chromium /usr/bin/chromium  # browser tests (Playwright drives the system Chromium)
+      ;;
+    bench)
+      need postfix /usr/sbin/smtp-sink  # a fast SMTP sink to send against
+      need wrk /usr/bin/wrk            # HTTP load generator
+      ;;
+    *) echo "ensure-test-packages: unknown group '$group' (test, bench)" >&2; exit 2 ;;
+  esac
+done
 
 if [ "${#missing[@]}" -gt 0 ]; then
   scripts/apt-install.sh "${missing[@]}"

@@ -48,6 +48,28 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
+# RFC 5321 4.5.3.1.6: a line is at most 998 octets plus CRLF.
+MAX_LINE_OCTETS = 998
+
+
+@dataclass
+class _StrictHandler(_Handler):
+    """Refuse what Postfix >= 3.9 (smtpd_forbid_bare_newline) and RFC 5321 refuse.
+
+    aiosmtpd only splits DATA at CRLF and allows 1001-octet lines, so a short message with bare
+    LF line endings gets through it; a strict server answers 500 instead.
+    """
+
+    async def handle_DATA(self, server, session, envelope):
+        data = envelope.original_content
+        crlf = data.count(b"\r\n")
+        if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+            return "500 5.5.2 Error: bare <CR> or <LF> received"
+        if any(len(line) > MAX_LINE_OCTETS for line in data.split(b"\r\n")):
+            return "500 5.5.2 Line too long"
+        return await super().handle_DATA(server, session, envelope)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,9 +77,10 @@ def free_port() -> int:
 
 
 class SmtpSink:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, strict: bool = False):
         self.port = port or free_port()
-        self.handler = _Handler()
+        # strict: refuse bare CR/LF and lines over 998 octets, as standards-strict servers do.
+        self.handler = _StrictHandler() if strict else _Handler()
         self.controller = Controller(
             self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=50 * 1024 * 1024
         )

@@ -128,6 +128,25 @@ def test_production_starts_with_real_secrets_postgres_and_public_url():
         ({"BASE_URL": "http://127.0.0.1:5000"}, "BASE_URL"),
         ({"BASE_URL": "http://localhost:5000"}, "BASE_URL"),
         ({"BASE_URL": "http://act.example.org"}, "BASE_URL"),
+        # The host is judged by what it names, not how it is spelt.
+        ({"BASE_URL": "https://LOCALHOST"}, "BASE_URL"),
+        ({"BASE_URL": "https://localhost."}, "BASE_URL"),
+        ({"BASE_URL": "https://act.localhost"}, "BASE_URL"),
+        ({"BASE_URL": "https://[::1]"}, "BASE_URL"),
+        ({"BASE_URL": "https://[::ffff:127.0.0.1]"}, "BASE_URL"),
+        ({"BASE_URL": "https://127.0.0.2"}, "BASE_URL"),
+        ({"BASE_URL": "https://0.0.0.0"}, "BASE_URL"),
+        ({"BASE_URL": "https://127.1"}, "BASE_URL"),
+        ({"BASE_URL": "https://0x7f.1"}, "BASE_URL"),
+        ({"BASE_URL": "https://2130706433"}, "BASE_URL"),
+        ({"BASE_URL": "https://10.0.0.8"}, "BASE_URL"),
+        ({"BASE_URL": "https://192.168.1.20:8443"}, "BASE_URL"),
+        ({"BASE_URL": "https://169.254.169.254"}, "BASE_URL"),
+        ({"BASE_URL": "https://[fe80::1]"}, "BASE_URL"),
+        ({"BASE_URL": "https://[fd12::1]"}, "BASE_URL"),
+        ({"BASE_URL": "https://999.1"}, "BASE_URL"),
+        ({"BASE_URL": "https://act.example.org:notaport"}, "BASE_URL"),
+        ({"BASE_URL": "https://"}, "BASE_URL"),
     ],
 )
 def test_production_refuses_development_defaults(override, complaint):
@@ -140,3 +159,16 @@ def test_production_lists_every_problem_at_once():
         Settings.from_env({"CLARION_ENV": "production"})
     message = str(excinfo.value)
     assert all(name in message for name in ("SECRET_KEYS", "DATABASE_URL", "BASE_URL"))
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://act.example.org", "https://act.example.org:8443", "https://93.184.215.14"],
+)
+def test_production_accepts_public_https_addresses(base_url):
+    assert Settings.from_env({**PRODUCTION, "BASE_URL": base_url}).base_url == base_url
+
+
+def test_import_body_limit_is_configurable():
+    assert Settings.from_env({}).max_import_bytes == 512 * 1024 * 1024
+    assert Settings.from_env({"MAX_IMPORT_BYTES": "1048576"}).max_import_bytes == 1048576

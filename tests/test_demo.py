@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 from sqlalchemy import func, select
 
 from app.demo import (
@@ -7,6 +10,7 @@ from app.demo import (
     demo_counts,
     load_demo_data,
 )
+from app.extensions import db
 from app.supporters.models import (
     MailingList,
     Segment,
@@ -91,3 +95,46 @@ def test_a_changed_status_survives_a_reload(db_session):
     load_demo_data(db_session)
     db_session.refresh(bounced)
     assert bounced.status == SubscriptionStatus.SUBSCRIBED
+
+
+# Domains nobody can own (RFC 2606, RFC 6761): mail to them never reaches a person.
+RESERVED_DOMAINS = ("example.org", "example.com", "example.net")
+RESERVED_TLDS = ("test", "example", "invalid", "localhost")
+EMAIL_LIKE = re.compile(r"[\w.%+'-]+@([\w-]+(?:\.[\w-]+)+)")
+
+
+def is_reserved(domain: str) -> bool:
+    domain = domain.lower().rstrip(".")
+    return domain.rpartition(".")[2] in RESERVED_TLDS or any(
+        domain == reserved or domain.endswith("." + reserved) for reserved in RESERVED_DOMAINS
+    )
+
+
+def test_reserved_domain_check():
+    assert is_reserved("example.org") and is_reserved("lists.example.net")
+    assert is_reserved("ice.example") and is_reserved("clarion.localhost")
+    assert not is_reserved("ice.dhs.gov") and not is_reserved("notexample.org")
+
+
+def test_every_address_in_the_demo_is_on_a_reserved_domain(app):
+    result = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    found = []
+    for table in db.metadata.sorted_tables:
+        for row in db.session.execute(table.select()):
+            found += [
+                (table.name, address.group(0))
+                for value in row
+                if value is not None
+                for address in EMAIL_LIKE.finditer(str(value))
+            ]
+    tables = {name for name, _ in found}
+    assert {"supporters", "campaign_targets"} <= tables, tables  # the scan sees the demo rows
+    assert [(name, a) for name, a in found if not is_reserved(a.rpartition("@")[2])] == []
+
+
+def test_demo_mail_templates_name_no_real_address():
+    root = Path(__file__).resolve().parents[1] / "templates" / "emails" / "demo_28_children"
+    for path in root.iterdir():
+        for address in EMAIL_LIKE.finditer(path.read_text(encoding="utf-8")):
+            assert is_reserved(address.group(1)), (path.name, address.group(0))

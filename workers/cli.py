@@ -12,7 +12,7 @@ import click
 from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import SimpleWorker
+from rq import SimpleWorker, worker_registration
 from rq.serializers import JSONSerializer
 
 from app.queues import all_queues, redis_connection
@@ -22,15 +22,15 @@ log = logging.getLogger("clarion.worker")
 
 
 def run_clock(app, stop: threading.Event) -> None:
-    """Sweep every CLOCK_INTERVAL_SECONDS until `stop` is set; survive any error."""
+    """Run the clock's ticks every CLOCK_INTERVAL_SECONDS until `stop` is set; survive any error."""
+    from app.clock import run_ticks
     from app.extensions import db
-    from app.mailings.fanout import sweep
 
     settings = app.config["CLARION"]
     redis = redis_connection(settings.redis_url)
     while not stop.wait(settings.clock_interval):
         try:
-            # Several workers may run a clock; one sweep per interval is enough.
+            # Several workers may run a clock; one run per interval is enough.
             if not redis.set(
                 f"{settings.queue_prefix}:clock",
                 "1",
@@ -40,15 +40,47 @@ def run_clock(app, stop: threading.Event) -> None:
                 continue
             with app.app_context():
                 try:
-                    outcome = sweep(settings)
+                    outcome = run_ticks(settings)
                     if any(outcome.values()):
-                        log.info("sweep: %s", outcome)
+                        log.info("clock: %s", outcome)
                 finally:
                     db.session.remove()
         except (RedisConnectionError, RedisTimeoutError) as exc:
             log.warning("clock: Redis unavailable (%s); retrying", exc)
         except Exception:
-            log.exception("clock: sweep failed; retrying next interval")
+            log.exception("clock: run failed; retrying next interval")
+
+
+class SelfRegisteringWorker(SimpleWorker):
+    """A SimpleWorker that puts itself back on RQ's worker lists whenever Redis has lost it.
+
+    When Redis restarts (or the worker's key expires while Redis is unreachable), RQ's dequeue
+    loop reconnects and goes on running jobs, but its heartbeat only refreshes a field and the
+    expiry of a key that is gone: the worker hash is left half-empty and `rq:workers` no longer
+    names it, so `rq info` and dashboards show no workers. Each heartbeat of its own (the idle
+    loop's, and the one after every job) therefore checks both in one round trip and registers
+    the worker again, keeping its name and birth date. Heartbeats that ride in a job's pipeline
+    are left alone: the next plain one comes at most a dequeue timeout later.
+    """
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None):
+        if pipeline is None:
+            with self.connection.pipeline(transaction=False) as check:
+                check.exists(self.key)
+                check.sismember(worker_registration.REDIS_WORKER_KEYS, self.key)
+                key_exists, listed = check.execute()
+            if not (key_exists and listed):
+                self.register_again()
+        return super().heartbeat(timeout, pipeline)
+
+    def register_again(self) -> None:
+        """Write this worker's hash and list memberships as register_birth does, in one go."""
+        log.warning("worker %s: Redis lost its registration; registering again", self.name)
+        with self.connection.pipeline() as pipeline:
+            pipeline.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipeline)
+            pipeline.expire(self.key, self.worker_ttl + 60)
+            pipeline.execute()
 
 
 @click.command("worker")
@@ -71,7 +103,7 @@ def worker_command(burst: bool, no_clock: bool) -> None:
             try:
                 # SimpleWorker runs jobs in this process: no fork per job, the app and its
                 # connection pool are built once, and the message factory cache stays warm.
-                worker = SimpleWorker(
+                worker = SelfRegisteringWorker(
                     all_queues(settings),
                     connection=redis_connection(settings.redis_url),
                     serializer=JSONSerializer,

@@ -24,8 +24,8 @@ def send_batch(mailing_id: int, batch_no: int) -> dict:
 
 
 def sweep() -> dict:
-    """Start due mailings, revive stalled batches, finish completed mailings."""
-    from app.mailings.fanout import sweep as run_sweep
+    """Run the clock's ticks once: every domain's periodic work (app/clock.py)."""
+    from app.clock import run_ticks
 
     with job_context() as settings:
-        return run_sweep(settings)
+        return run_ticks(settings)

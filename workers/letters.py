@@ -6,8 +6,8 @@ from workers.runtime import job_context
 
 
 def send_letter(letter_id: int) -> str:
-    """Send one supporter's letter to its target, or wait for the target's hourly cap."""
-    from app.campaigns.letters import send_or_reschedule
+    """Send one supporter's letter to its target; the letter row records any wait or retry."""
+    from app.campaigns.letters import deliver_letter
 
     with job_context() as settings:
-        return send_or_reschedule(letter_id, settings).status
+        return deliver_letter(letter_id, settings).status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 
 import flask
+import marshmallow
 from flask_smorest import Blueprint
 from sqlalchemy.exc import IntegrityError
 from webargs import core
@@ -12,14 +13,22 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from app.api.errors import ApiError
 from app.extensions import db
+from app.security import parse_json
 
 
 class StrictJsonParser(FlaskParser):
-    """Refuse a request body that is not JSON where JSON is expected.
+    """Refuse a request body that is not JSON where JSON is expected, and unknown query args.
 
     webargs silently treats a form or text body as "no JSON", so a PATCH sent with the wrong
     Content-Type would succeed and change nothing; a 415 tells the client what went wrong.
     """
+
+    # A misspelt filter (`?stauts=bounced`) would otherwise list everything: refuse it with 422.
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": marshmallow.RAISE,
+        "querystring": marshmallow.RAISE,
+    }
 
     def _raw_load_json(self, req: flask.Request) -> typing.Any:
         if not is_json_request(req):
@@ -30,7 +39,8 @@ class StrictJsonParser(FlaskParser):
                     "Send the request body as JSON with 'Content-Type: application/json'.",
                 )
             return core.missing
-        return super()._raw_load_json(req)
+        # webargs' own parse would let deep nesting through to a RecursionError (a 500).
+        return parse_json(req.get_data(cache=True))
 
 
 class ApiBlueprint(Blueprint):

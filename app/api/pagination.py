@@ -9,18 +9,23 @@ from __future__ import annotations
 import math
 from functools import cache
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 from sqlalchemy import Select, func, select
 
+from app.api.schemas import ClarionSchema as Schema
 from app.extensions import db
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
+# More pages than any list can fill, and small enough that the OFFSET fits a bigint.
+MAX_PAGE = 10_000_000
 
 
 class PageArgsSchema(Schema):
     page = fields.Int(
-        load_default=1, validate=validate.Range(min=1), metadata={"description": "From 1."}
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        metadata={"description": f"From 1 to {MAX_PAGE}."},
     )
     page_size = fields.Int(
         load_default=DEFAULT_PAGE_SIZE,

@@ -12,6 +12,7 @@ from app.api.pagination import PageArgsSchema, page_schema, paginate
 from app.auth.models import Role
 from app.campaigns import schemas as s
 from app.campaigns import services
+from app.campaigns.confirmations import pending_summary
 from app.campaigns.letters import letter_rows, letters_csv
 from app.campaigns.models import (
     Action,
@@ -22,6 +23,7 @@ from app.campaigns.models import (
     Letter,
 )
 from app.extensions import db
+from app.mailings.launch import hold_scheduled_mailings_of
 
 campaigns = ApiBlueprint(
     "campaigns",
@@ -104,9 +106,14 @@ def get_campaign(campaign_id):
 @campaigns.arguments(s.CampaignPatchSchema(partial=True))
 @campaigns.response(200, s.CampaignSchema)
 def patch_campaign(data, campaign_id):
-    """Change some fields; `targets`, when given, replaces them all (only before any action)."""
+    """Change some fields; `targets`, when given, replaces them all (only before any action).
+
+    Closing the campaign, setting it back to draft or moving its deadline into the past
+    pauses the mailings scheduled to link to it, each saying why in `status_reason`.
+    """
     campaign = get_or_404(Campaign, campaign_id, "campaign")
     _apply(campaign, data)
+    hold_scheduled_mailings_of(campaign)
     commit("A campaign with this slug exists already.")
     return campaign
 
@@ -194,6 +201,15 @@ def print_letters(campaign_id, target_id):
         "campaigns/print.html", campaign=campaign, target=target, letters=letters
     )
     return Response(html, 200, {"Content-Type": "text/html; charset=utf-8"})
+
+
+@campaigns.get("/<int:campaign_id>/pending")
+@require_role(Role.CAMPAIGNER)
+@campaigns.response(200, s.PendingSummarySchema)
+def pending_actions(campaign_id):
+    """Count actions from public forms awaiting their address's confirmation, and bursts."""
+    get_or_404(Campaign, campaign_id, "campaign")
+    return pending_summary(campaign_id)
 
 
 blueprints = [campaigns]

@@ -48,7 +48,9 @@ DEMO_CAMPAIGNS = (
                 "title": "Acting Director",
                 "organisation": "U.S. Immigration and Customs Enforcement",
                 "salutation": "Dear Acting Director Lyons",
-                "email": "Todd.M.Lyons@ice.dhs.gov",
+                # Never a real address: a demo that sends would write to a real official.
+                # The name, title and postal address are the seed's; the mailbox is reserved.
+                "email": "todd.lyons@ice.example",
                 "postal_address": "500 12th St SW\nWashington, DC 20536\nUSA",
             }
         ],

@@ -147,3 +147,41 @@ class Letter(db.Model):
         Index("ix_campaign_letters_target_sent", "target_id", "sent_at"),
         Index("ix_campaign_letters_due", "status", "next_attempt_at"),
     )
+
+
+class PendingAction(db.Model):
+    """An action typed on a public form, held until the address's owner confirms it.
+
+    Nothing is attributed to the address (no supporter row, no action, no letter) before the
+    confirmation link mailed to it is used: anyone can type anyone's address.
+    """
+
+    __tablename__ = "campaign_pending_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # The mailing whose "Not Jane?" link the form came from, if any.
+    mailing_id: Mapped[int | None] = mapped_column(ForeignKey("mailings.id", ondelete="SET NULL"))
+    email: Mapped[str] = mapped_column(String(320), index=True)  # normalised
+    name: Mapped[str] = mapped_column(String(200))
+    town: Mapped[str] = mapped_column(String(200), default="")
+    letter_body: Mapped[str | None] = mapped_column(Text)  # None: the model letter, as shown
+    channel: Mapped[str] = mapped_column(String(40))  # the action's channel: public, not_me
+    consent_channel: Mapped[str] = mapped_column(String(40))
+    consent_detail: Mapped[str] = mapped_column(String(300))
+    # A keyed hash of the client's network, never the address itself: enough to see bursts.
+    client_hash: Mapped[str | None] = mapped_column(String(64))
+    flagged_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    mail_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    mail_message_id: Mapped[str | None] = mapped_column(String(300))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign_actions.id", ondelete="SET NULL")
+    )
+
+    __table_args__ = (
+        # Burst checks count recent rows of one campaign and of one client network.
+        Index("ix_campaign_pending_actions_campaign_created", "campaign_id", "created_at"),
+        Index("ix_campaign_pending_actions_client_created", "client_hash", "created_at"),
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.api.pagination import PageArgsSchema
+from app.api.schemas import ClarionSchema as Schema
 from app.campaigns.models import CampaignKind, CampaignStatus, LetterStatus
 
 SLUG = validate.Regexp(
@@ -53,7 +54,13 @@ class CampaignInSchema(Schema):
         validate=validate.Length(max=20_000),
         metadata={"description": "Placeholders: {salutation}, {supporter_name}, {supporter_town}."},
     )
-    status = fields.Str(validate=validate.OneOf([s.value for s in CampaignStatus]))
+    status = fields.Str(
+        validate=validate.OneOf([s.value for s in CampaignStatus]),
+        metadata={
+            "description": "Default `draft`: invisible to the public and not yet actionable; "
+            "open it once reviewed. A mailing linked to it cannot be sent until it is `open`."
+        },
+    )
     targets = fields.List(fields.Nested(TargetSchema), metadata={"description": "Replaces all."})
 
     @validates_schema
@@ -113,3 +120,12 @@ class LetterSchema(Schema):
 
 class LetterQuerySchema(PageArgsSchema):
     status = fields.Str(validate=validate.OneOf([s.value for s in LetterStatus]))
+
+
+class PendingSummarySchema(Schema):
+    waiting = fields.Int(metadata={"description": "Actions typed on public forms, unconfirmed."})
+    flagged = fields.Int(metadata={"description": "Unconfirmed ones that came in a burst."})
+    confirmed = fields.Int()
+    last_hour = fields.Int(metadata={"description": "Held in the last hour, confirmed or not."})
+    flagged_reasons = fields.Dict(keys=fields.Str(), values=fields.Int())
+    window_days = fields.Int(metadata={"description": "Rows older than this are deleted."})

@@ -113,27 +113,38 @@ def supporter_town(supporter: Supporter | None) -> str:
 
 
 def model_letter(campaign: Campaign, name: str, town: str) -> str:
-    """Return the campaign's model letter addressed to its first target and signed."""
+    """Return the campaign's model letter addressed to its first target and signed.
+
+    A model without a {salutation} placeholder still opens with the first target's salutation
+    on a line of its own, so no letter is addressed to nobody and letter_for_target can swap
+    it for each other target's.
+    """
     first = campaign.targets[0] if campaign.targets else None
+    salutation = first.salutation if first else ""
+    template = campaign.letter_body or ""
+    if salutation and "{salutation}" not in template:
+        template = "{salutation},\n\n" + template.lstrip()
     return fill_placeholders(
-        campaign.letter_body or "",
-        {
-            "salutation": first.salutation if first else "",
-            "supporter_name": name,
-            "supporter_town": town,
-        },
+        template,
+        {"salutation": salutation, "supporter_name": name, "supporter_town": town},
     ).strip()
 
 
 def letter_for_target(action: Action, campaign: Campaign, target) -> str:
     """Return the action's letter addressed to `target`.
 
-    The page shows one letter, addressed to the first target; each other target gets the same
-    text with its own salutation when the supporter left the opening salutation as it was.
+    The page shows one letter, addressed to the first target (model_letter always opens with
+    its salutation); each other target gets the same text with its own salutation when the
+    supporter left the opening salutation as it was.
     """
     body = action.letter_body or ""
     first = campaign.targets[0] if campaign.targets else None
-    if first is not None and target.id != first.id and body.startswith(first.salutation):
+    if (
+        first is not None
+        and first.salutation
+        and target.id != first.id
+        and body.startswith(first.salutation)
+    ):
         body = target.salutation + body[len(first.salutation) :]
     return body
 
@@ -151,14 +162,8 @@ def split_name(name: str) -> tuple[str, str | None]:
     return (parts[0], parts[1]) if len(parts) == 2 else (parts[0], None)
 
 
-def supporter_for_details(
-    name: str, email: str, town: str, *, consent: bool, channel: str, detail: str
-) -> Supporter:
-    """Find the person with that email or create them, subscribed with their recorded consent.
-
-    An existing supporter is left as they are: typing someone's address must not rename them,
-    and an action never resubscribes a person who unsubscribed.
-    """
+def check_details(name: str, email: str, town: str, *, consent: bool) -> tuple[str, str, str]:
+    """Return the form's name, normalised email and town, or raise CampaignError saying why not."""
     name, email, town = clean_text(name).strip(), clean_text(email), clean_text(town).strip()
     errors: dict[str, list[str]] = {}
     if not name:
@@ -173,6 +178,19 @@ def supporter_for_details(
         errors["name"] = ["Please keep your name and town under 200 characters."]
     if errors:
         raise CampaignError("Some details are missing.", errors)
+    return name, email, town
+
+
+def supporter_for_details(
+    name: str, email: str, town: str, *, consent: bool, channel: str, detail: str
+) -> Supporter:
+    """Find the person with that email or create them, subscribed with their recorded consent.
+
+    An existing supporter is left as they are: typing someone's address must not rename them,
+    and an action never resubscribes a person who unsubscribed. Only call this for an address
+    its owner has proven (a signed link or a confirmed pending action): see confirmations.py.
+    """
+    name, email, town = check_details(name, email, town, consent=consent)
     existing = find_by_email(email)
     if existing is not None:
         return existing
@@ -190,6 +208,16 @@ def supporter_for_details(
         channel=channel,
     )
     return supporter
+
+
+LETTER_MAX_CHARACTERS = 20_000
+
+
+def check_letter_length(text: str | None) -> None:
+    if text and len(text) > LETTER_MAX_CHARACTERS:
+        raise CampaignError(
+            "The letter is too long.", {"letter": ["Keep it under 20,000 characters."]}
+        )
 
 
 def find_action(campaign: Campaign, supporter: Supporter) -> Action | None:
@@ -220,10 +248,7 @@ def record_action(
         letter_body = clean_text(letter_body).strip() or model_letter(
             campaign, supporter.full_name, supporter_town(supporter)
         )
-        if len(letter_body) > 20_000:
-            raise CampaignError(
-                "The letter is too long.", {"letter": ["Keep it under 20,000 characters."]}
-            )
+        check_letter_length(letter_body)
     action = Action(
         campaign_id=campaign.id,
         supporter_id=supporter.id,

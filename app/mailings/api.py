@@ -19,6 +19,7 @@ from app.auth.models import Role
 from app.extensions import db
 from app.mailings import control, previews, services
 from app.mailings import schemas as s
+from app.mailings.launch import SendError
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
 from app.tracking import stats
@@ -40,6 +41,8 @@ def service_errors():
         raise ApiError(exc.status, exc.code, exc.message, exc.details) from exc
     except control.ControlError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
+    except SendError as exc:  # resume into a campaign that is not open
+        raise ApiError(409, exc.code, str(exc), exc.details) from exc
 
 
 def _locked(mailing_id: int) -> Mailing:
@@ -114,6 +117,17 @@ def delete_mailing(mailing_id):
 @require_role(Role.ANALYST)
 @mailings.arguments(s.PreviewQuerySchema, location="query")
 @mailings.response(200, s.PreviewSchema)
+# format=html / format=text answer with that part alone (merged into the JSON 200 above).
+@mailings.doc(
+    responses={
+        200: {
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            }
+        }
+    }
+)
 def preview_mailing(args, mailing_id):
     """Render the mailing as a supporter (or a sample person) would get it.
 
@@ -167,8 +181,10 @@ def test_send_mailing(data, mailing_id):
 def send_mailing(data, mailing_id):
     """Freeze the draft and schedule its send, now or at `at`.
 
-    422 when it cannot render or its audience selects nobody; 409 when it is not a draft.
-    Poll `/status` for progress.
+    422 when it cannot render or its audience selects nobody; 409 when it is not a draft, and
+    409 `campaign_not_open` when its campaign is a draft, closed, past its deadline or gone
+    (every "Act now" link would be dead). A scheduled mailing whose campaign stops being open
+    is paused before it starts, with the reason in `status_reason`. Poll `/status` for progress.
     """
     mailing = _locked(mailing_id)
     with service_errors():
@@ -193,7 +209,7 @@ def pause_mailing(mailing_id):
 @require_role(Role.CAMPAIGNER)
 @mailings.response(200, s.MailingSchema)
 def resume_mailing(mailing_id):
-    """Resume a paused mailing from where it stopped."""
+    """Resume a paused mailing from where it stopped (409 while its campaign is not open)."""
     mailing = _locked(mailing_id)
     with service_errors():
         control.resume(mailing, current_app.config["CLARION"], actor=current_actor())

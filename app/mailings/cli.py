@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.mailings import control, previews, services
+from app.mailings.launch import SendError, linked_campaign
 from app.mailings.models import Mailing, MailingStatus
 from app.mailings.recipients import sender_of
 from app.supporters.models import MailingList, Supporter
@@ -92,6 +93,7 @@ def show_command(mailing_id) -> None:
         ("layout", mailing.layout),
         ("body", f"{len(mailing.body_mjml)} characters of MJML" if mailing.body_mjml else None),
         ("audience", mailing.audience or "nobody"),
+        ("campaign", _campaign_line(mailing.campaign_id)),
         ("send rate", f"{mailing.send_rate}/s" if mailing.send_rate else "as fast as allowed"),
         ("scheduled", mailing.scheduled_at),
         ("frozen", mailing.frozen_at),
@@ -104,12 +106,25 @@ def show_command(mailing_id) -> None:
             click.echo(f"{label + ':':<12} {value}")
 
 
+def _campaign_line(campaign_id: int | None) -> str | None:
+    if campaign_id is None:
+        return None
+    campaign = linked_campaign(campaign_id)
+    if campaign is None:
+        return f"{campaign_id} (deleted)"
+    status = campaign.status.value
+    if status == "open" and not campaign.is_open():
+        status = "open, past its deadline"
+    return f'{campaign.id} "{campaign.title}" ({status})'
+
+
 @mailings_cli.command("create")
 @click.option("--name", required=True)
 @click.option("--subject", required=True, help="Merge fields allowed: {{ first_name }}.")
 @click.option("--layout", required=True, help="A layout folder in templates/emails.")
 @click.option("--list", "lists", multiple=True, help="Send to this list (by name; repeatable).")
-def create_command(name, subject, layout, lists) -> None:
+@click.option("--campaign", "campaign_id", type=int, help="The campaign {{ action_url }} opens.")
+def create_command(name, subject, layout, lists, campaign_id) -> None:
     """Create a draft mailing from a layout."""
     list_ids = []
     for list_name in lists:
@@ -120,6 +135,8 @@ def create_command(name, subject, layout, lists) -> None:
     data = {"name": name, "subject": subject, "layout": layout}
     if list_ids:
         data["audience"] = {"include_lists": list_ids}
+    if campaign_id is not None:
+        data["campaign_id"] = campaign_id
     try:
         mailing = services.create_mailing(data)
     except services.MailingError as exc:
@@ -189,7 +206,7 @@ def _control(mailing_id: int, action) -> None:
     mailing = _mailing(mailing_id, lock=True)
     try:
         action(mailing)
-    except control.ControlError as exc:
+    except (control.ControlError, SendError) as exc:
         raise _fail(exc) from exc
     db.session.commit()
     click.echo(f"Mailing {mailing.id} is {mailing.status.value}.")

@@ -9,9 +9,9 @@ from sqlalchemy import func, select, update
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
-from app.mailings.fanout import enqueue_batches
+from app.mailings.fanout import enqueue_send_batches
+from app.mailings.launch import check_campaign_open
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
-from app.queues import call_after_commit
 
 
 class ControlError(ValueError):
@@ -32,6 +32,8 @@ def resume(mailing: Mailing, settings: Settings, *, actor: str) -> None:
         raise ControlError(
             f"Only a paused mailing can be resumed; this one is {mailing.status.value}."
         )
+    # Resuming into a closed campaign would send dead "Act now" links (CampaignNotOpen).
+    check_campaign_open(mailing)
     if mailing.started_at is None:  # paused before it started: back to its schedule
         mailing.status = MailingStatus.SCHEDULED
         mailing.status_reason = f"Resumed by {actor}."
@@ -44,12 +46,8 @@ def resume(mailing: Mailing, settings: Settings, *, actor: str) -> None:
         .where(Delivery.mailing_id == mailing.id, Delivery.status == DeliveryStatus.QUEUED)
         .distinct()
     ).all()
-    mailing_id, rate = mailing.id, mailing.send_rate
-    call_after_commit(
-        db.session,
-        lambda: enqueue_batches(
-            settings, mailing_id, batch_nos, generation=f"r{utcnow():%s%f}", send_rate=rate
-        ),
+    enqueue_send_batches(
+        settings, mailing, batch_nos, generation=f"r{utcnow():%s%f}", after_commit_of=db.session
     )
 
 

@@ -14,19 +14,19 @@ import time
 from collections.abc import Iterable
 
 from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
-from app.queues import QueueName, get_queue, redis_connection
+from app.queues import QueueName, call_after_commit, get_queue, job_is_live, redis_connection
 
 log = logging.getLogger(__name__)
 
-LIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
+
+SEND_BATCH_JOB = "workers.jobs.send_batch"
 
 
 def batch_job_timeout(settings: Settings, send_rate: float | None) -> int:
@@ -35,30 +35,62 @@ def batch_job_timeout(settings: Settings, send_rate: float | None) -> int:
     return int(seconds_per_batch * 3) + 60
 
 
+def send_batch_job_id(mailing_id: int, batch_no: int, generation: int | str) -> str:
+    # Deterministic within a generation (a second start enqueues nothing new); each sweep or
+    # resume is a new generation, so a job RQ still remembers does not swallow the new one.
+    return f"send-{mailing_id}-{batch_no}-{generation}"
+
+
 def _jobs_key(settings: Settings, mailing_id: int) -> str:
     return f"{settings.queue_prefix}:mailing:{mailing_id}:batch-jobs"
 
 
-def enqueue_batches(
+def enqueue_send_batches(
     settings: Settings,
-    mailing_id: int,
+    mailing: Mailing,
     batch_nos: Iterable[int],
     *,
     generation: int | str,
-    send_rate: float | None = None,
+    after_commit_of: Session | None = None,
 ) -> int:
-    """Enqueue one send job per batch number, in one Redis round trip per 500 jobs."""
+    """Enqueue one send job per batch of `mailing`: the only way a send batch is queued.
+
+    Start, the sweep and resume all come here, so every batch job gets the same options: the
+    job id scheme, a timeout that fits the mailing's own `send_rate` (a slow mailing's batch
+    runs for minutes), the result and failure TTLs and the retries. With `after_commit_of`
+    the jobs go to Redis once that session commits (what they need must be visible first).
+    """
+    # Read now: after a commit the row is expired and may not be loaded from a commit hook.
+    mailing_id, send_rate, batch_nos = mailing.id, mailing.send_rate, sorted(set(batch_nos))
+
+    def push() -> int:
+        return _push_batch_jobs(settings, mailing_id, send_rate, batch_nos, generation)
+
+    if after_commit_of is not None:
+        call_after_commit(after_commit_of, push)
+        return len(batch_nos)
+    return push()
+
+
+def _push_batch_jobs(
+    settings: Settings,
+    mailing_id: int,
+    send_rate: float | None,
+    batch_nos: list[int],
+    generation: int | str,
+) -> int:
+    """Put the jobs on the send queue, one Redis round trip per 500 jobs."""
     queue = get_queue(settings, QueueName.SEND)
     connection = redis_connection(settings.redis_url)
     timeout = batch_job_timeout(settings, send_rate)
-    batch_nos = list(batch_nos)
     for start in range(0, len(batch_nos), 500):
         chunk = batch_nos[start : start + 500]
+        job_ids = {b: send_batch_job_id(mailing_id, b, generation) for b in chunk}
         jobs = [
             Queue.prepare_data(
-                "workers.jobs.send_batch",
+                SEND_BATCH_JOB,
                 args=(mailing_id, batch_no),
-                job_id=f"send-{mailing_id}-{batch_no}-{generation}",
+                job_id=job_ids[batch_no],
                 timeout=timeout,
                 result_ttl=600,
                 failure_ttl=7 * 24 * 3600,
@@ -68,9 +100,9 @@ def enqueue_batches(
         ]
         with connection.pipeline() as pipe:
             queue.enqueue_many(jobs, pipeline=pipe)
+            # The sweep reads which job each batch has, to tell a live job from a lost one.
             pipe.hset(
-                _jobs_key(settings, mailing_id),
-                mapping={str(b): f"send-{mailing_id}-{b}-{generation}" for b in chunk},
+                _jobs_key(settings, mailing_id), mapping={str(b): j for b, j in job_ids.items()}
             )
             pipe.expire(_jobs_key(settings, mailing_id), 30 * 24 * 3600)
             pipe.execute()
@@ -97,26 +129,6 @@ def _batches_needing_work(mailing_id: int) -> tuple[set[int], set[int]]:
     return pending, expired
 
 
-def _job_is_live(settings: Settings, job_id: str | None, *, lease_expired: bool) -> bool:
-    if not job_id:
-        return False
-    connection = redis_connection(settings.redis_url)
-    try:
-        job = Job.fetch(job_id, connection=connection)
-    except NoSuchJobError:
-        return False
-    status = job.get_status(refresh=False)
-    if status not in LIVE_JOB_STATUSES:
-        return False
-    if status == JobStatus.STARTED and lease_expired:
-        return False  # the job stopped renewing its lease: its worker is gone
-    if status == JobStatus.STARTED and job.started_at is not None:
-        # A job that started long ago and still has unclaimed rows died before claiming them.
-        age = (utcnow() - job.started_at.replace(tzinfo=utcnow().tzinfo)).total_seconds()
-        return age < settings.lease_seconds
-    return True
-
-
 def requeue_stalled_batches(settings: Settings, mailing: Mailing) -> int:
     """Enqueue jobs for every batch of a sending mailing whose work nobody is doing."""
     pending, expired = _batches_needing_work(mailing.id)
@@ -131,47 +143,78 @@ def requeue_stalled_batches(settings: Settings, mailing: Mailing) -> int:
     stalled = {
         b
         for b in pending | expired
-        if not _job_is_live(settings, recorded.get(b), lease_expired=b in expired)
+        if not job_is_live(
+            settings,
+            recorded.get(b),
+            # A job whose lease ran out stopped renewing it: its worker is gone.
+            stale_after=0 if b in expired else settings.lease_seconds,
+        )
     }
     if stalled:
         log.info("mailing %s: re-enqueueing %d stalled batches", mailing.id, len(stalled))
-        enqueue_batches(
-            settings,
-            mailing.id,
-            sorted(stalled),
-            generation=f"s{time.time_ns()}",
-            send_rate=mailing.send_rate,
-        )
+        enqueue_send_batches(settings, mailing, stalled, generation=f"s{time.time_ns()}")
     return len(stalled)
 
 
-def sweep(settings: Settings) -> dict:
-    """Start due scheduled mailings, revive stalled batches and finish completed mailings."""
-    from app.campaigns.services import close_expired
-    from app.mailings.launch import start_mailing
-    from app.mailings.sending import finish_if_complete
-    from app.tracking.buffer import drain_events
+def start_due_mailings(settings: Settings) -> int:
+    """Start scheduled mailings whose time has come (Redis may have lost the scheduled job)."""
+    from app.mailings.launch import start_mailing  # launch imports this module
 
-    started = 0
     due = db.session.scalars(
         select(Mailing.id).where(
             Mailing.status == MailingStatus.SCHEDULED, Mailing.scheduled_at <= utcnow()
         )
     ).all()
-    for mailing_id in due:
-        started += start_mailing(mailing_id, settings)
-    requeued = finished = 0
-    for mailing in db.session.scalars(
+    return sum(start_mailing(mailing_id, settings) for mailing_id in due)
+
+
+def requeue_stalled_mailings(settings: Settings) -> int:
+    """Enqueue jobs for the stalled batches of every sending mailing."""
+    mailings = db.session.scalars(
         select(Mailing).where(Mailing.status == MailingStatus.SENDING)
-    ).all():
-        requeued += requeue_stalled_batches(settings, mailing)
-        finished += finish_if_complete(mailing.id)
-    closed = close_expired()
-    db.session.commit()
-    return {
-        "started": started,
-        "requeued": requeued,
-        "finished": finished,
-        "closed": closed,
-        "events": drain_events(settings),  # opens and clicks buffered in Redis
-    }
+    ).all()
+    return sum(requeue_stalled_batches(settings, mailing) for mailing in mailings)
+
+
+def finish_completed_mailings(settings: Settings) -> int:
+    """Mark sending mailings with no rows left to send as sent."""
+    from app.mailings.sending import finish_if_complete
+
+    ids = db.session.scalars(
+        select(Mailing.id).where(Mailing.status == MailingStatus.SENDING)
+    ).all()
+    return sum(finish_if_complete(mailing_id) for mailing_id in ids)
+
+
+def hold_mailings_of_closed_campaigns(settings: Settings) -> int:
+    """Pause scheduled mailings whose campaign stopped being open, with the reason.
+
+    Runs before start_due_mailings, due or not, so a mailing's status says why as soon as its
+    campaign is closed, back to draft or past its deadline.
+    """
+    from app.mailings.launch import hold_unless_campaign_open
+
+    scheduled = db.session.scalars(
+        select(Mailing.id).where(
+            Mailing.status == MailingStatus.SCHEDULED, Mailing.campaign_id.is_not(None)
+        )
+    ).all()
+    return sum(hold_unless_campaign_open(mailing_id) for mailing_id in scheduled)
+
+
+def sweep(settings: Settings) -> dict:
+    """Run mailings' own clock ticks once, in order; app/clock.py runs every domain's ticks."""
+    outcome = {}
+    for name, tick in MAILING_TICKS.items():
+        outcome[name] = tick(settings)
+        db.session.commit()
+    return outcome
+
+
+# The mailings domain's periodic work, in the order it must run (app/clock.py runs it).
+MAILING_TICKS = {
+    "held": hold_mailings_of_closed_campaigns,
+    "started": start_due_mailings,
+    "requeued": requeue_stalled_mailings,
+    "finished": finish_completed_mailings,
+}

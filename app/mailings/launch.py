@@ -6,9 +6,13 @@ from datetime import datetime
 
 from sqlalchemy import func, insert, literal, select, text, update
 
+# Only the model, for one small read: whether the campaign a mailing links to is open. The
+# rule itself is Campaign.is_open(); campaign services stay above mailings.
+from app.campaigns.models import Campaign, CampaignStatus
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
+from app.mailings.fanout import enqueue_send_batches
 from app.mailings.models import Delivery, Mailing, MailingLink, MailingStatus
 from app.mailings.recipients import TEMPLATES_DIR
 from app.queues import QueueName, call_after_commit, enqueue_after_commit, get_queue
@@ -21,9 +25,112 @@ from mailers.render import freeze
 class SendError(ValueError):
     """The mailing cannot be sent as it is; the message says why."""
 
+    code = "conflict"
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.details = details or {}
+
+
+class CampaignNotOpen(SendError):
+    """The linked campaign's action page would answer "not found" or "closed" to everyone."""
+
+    code = "campaign_not_open"
+
+
+def linked_campaign(campaign_id: int | None) -> Campaign | None:
+    """Return the campaign a mailing's action links lead to (None: none linked, or deleted)."""
+    if campaign_id is None:
+        return None
+    return db.session.get(Campaign, campaign_id)
+
+
+def campaign_refusal(campaign_id: int | None, campaign: Campaign | None) -> str | None:
+    """Say why mail linking to this campaign must not go out now, or None if it may.
+
+    Every recipient's "Act now" link opens the campaign's action page, which shows "not
+    found" while the campaign is a draft (or deleted) and "closed" once it has closed or
+    passed its deadline: a send then would reach everyone with a dead link.
+    """
+    if campaign_id is None:
+        return None
+    if campaign is None:
+        return (
+            f"Campaign {campaign_id} no longer exists: link the mailing to an open campaign "
+            'or unlink it ({"campaign_id": null}) before sending.'
+        )
+    if campaign.is_open():
+        return None
+    title = campaign.title if len(campaign.title) <= 60 else campaign.title[:59] + "…"
+    named = f'Campaign {campaign.id} "{title}"'
+    reopen = f'PATCH /api/v1/campaigns/{campaign.id} {{"status": "open"}}'
+    if campaign.status == CampaignStatus.DRAFT:
+        return f"{named} is a draft: open it before sending ({reopen})."
+    if campaign.status == CampaignStatus.CLOSED:
+        return f"{named} is closed: reopen it ({reopen}) or link the mailing to an open campaign."
+    return (
+        f"{named} passed its deadline ({campaign.deadline:%Y-%m-%d %H:%M} UTC): move the "
+        f'deadline (PATCH /api/v1/campaigns/{campaign.id} {{"deadline": …}}) or link the '
+        "mailing to an open campaign."
+    )
+
+
+def check_campaign_open(mailing: Mailing) -> None:
+    """Raise CampaignNotOpen if the mailing links to a campaign that is not open."""
+    campaign = linked_campaign(mailing.campaign_id)
+    refusal = campaign_refusal(mailing.campaign_id, campaign)
+    if refusal:
+        # "closed" also for an open campaign past its deadline: the page says closed.
+        status = "deleted" if campaign is None else campaign.status.value
+        status = "closed" if status == CampaignStatus.OPEN else status
+        raise CampaignNotOpen(
+            refusal, {"campaign_id": mailing.campaign_id, "campaign_status": status}
+        )
+
+
+def hold_unless_campaign_open(mailing_id: int) -> bool:
+    """Pause a scheduled mailing whose campaign is not open, saying why; the caller commits.
+
+    Returns True if it paused it. Staff see the reason in the mailing's status and resume it
+    once the campaign is open again.
+    """
+    mailing = db.session.get(Mailing, mailing_id)
+    if mailing is None or mailing.status != MailingStatus.SCHEDULED:
+        return False
+    refusal = campaign_refusal(mailing.campaign_id, linked_campaign(mailing.campaign_id))
+    if refusal is None:
+        return False
+    paused = db.session.execute(
+        update(Mailing)
+        .where(Mailing.id == mailing_id, Mailing.status == MailingStatus.SCHEDULED)
+        .values(
+            status=MailingStatus.PAUSED,
+            status_reason=f"Not started: {refusal} Then resume the mailing.",
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.expire(mailing)
+    return bool(paused)
+
 
 def known_custom_fields() -> set[str]:
     return set(db.session.scalars(select(CustomField.name)))
+
+
+def hold_scheduled_mailings_of(campaign: Campaign) -> list[int]:
+    """Pause the scheduled mailings linking to a campaign that is not open; return their ids.
+
+    Called when staff close a campaign or set it back to draft, so the mailings that would
+    have sent dead links say so at once instead of failing silently at their start time.
+    """
+    if campaign.is_open():
+        return []
+    scheduled = db.session.scalars(
+        select(Mailing.id).where(
+            Mailing.campaign_id == campaign.id, Mailing.status == MailingStatus.SCHEDULED
+        )
+    ).all()
+    return [mailing_id for mailing_id in scheduled if hold_unless_campaign_open(mailing_id)]
 
 
 def freeze_mailing(mailing: Mailing, settings: Settings) -> None:
@@ -94,6 +201,7 @@ def request_send(mailing: Mailing, settings: Settings, *, at: datetime | None = 
     """
     if mailing.status != MailingStatus.DRAFT:
         raise SendError(f"Only a draft can be sent; this mailing is {mailing.status.value}.")
+    check_campaign_open(mailing)
     freeze_mailing(mailing, settings)
     mailing.status = MailingStatus.SCHEDULED
     mailing.scheduled_at = at or utcnow()
@@ -128,7 +236,11 @@ def start_mailing(mailing_id: int, settings: Settings) -> bool:
     """Snapshot the audience and move a due scheduled mailing to sending; commit.
 
     Safe to run twice or concurrently: only the call that flips the status does the work.
+    A mailing whose campaign closed since it was scheduled is paused instead, with the reason.
     """
+    if hold_unless_campaign_open(mailing_id):
+        db.session.commit()
+        return False
     claimed = db.session.execute(
         update(Mailing)
         .where(
@@ -151,7 +263,5 @@ def start_mailing(mailing_id: int, settings: Settings) -> bool:
         # treats deliveries as tiny and scans it whole for every group of sent rows.
         db.session.execute(text("ANALYZE deliveries"))
         db.session.commit()
-    from app.mailings.fanout import enqueue_batches
-
-    enqueue_batches(settings, mailing.id, range(mailing.batch_count), generation=0)
+    enqueue_send_batches(settings, mailing, range(mailing.batch_count), generation=0)
     return True

@@ -144,11 +144,7 @@ def _test_addresses(addresses: list[str]) -> list[str]:
 
 def _frozen_copy(mailing: Mailing, settings: Settings) -> SimpleNamespace:
     """Return a frozen, unsaved stand-in for `mailing`: stored sources if frozen, else fresh."""
-    copy = SimpleNamespace(
-        **{key: getattr(mailing, key) for key in EDITABLE},
-        id=mailing.id,
-        campaign_id=mailing.campaign_id,
-    )
+    copy = SimpleNamespace(**{key: getattr(mailing, key) for key in EDITABLE}, id=mailing.id)
     if mailing.frozen_at is not None:
         copy.frozen_subject = mailing.frozen_subject
         copy.frozen_html = mailing.frozen_html

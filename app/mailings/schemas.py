@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from app.api.pagination import PageArgsSchema
+from app.api.schemas import ClarionSchema as Schema
 from app.mailings.models import MailingStatus
 
 STATUSES = [s.value for s in MailingStatus]
@@ -57,6 +58,15 @@ class MailingDataSchema(Schema):
         allow_nan=False,
         validate=validate.Range(min=0, min_inclusive=False, max=100_000),
         metadata={"description": "Messages per second; null sends as fast as allowed."},
+    )
+    campaign_id = fields.Int(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=1, max=2**63 - 1),
+        metadata={
+            "description": "The campaign `{{ action_url }}` opens; null unlinks. The mailing "
+            "can be sent only while that campaign is open."
+        },
     )
 
 

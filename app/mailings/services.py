@@ -22,6 +22,7 @@ from app.mailings.launch import (
     audience_of,
     freeze_mailing,
     known_custom_fields,
+    linked_campaign,
     request_send,
 )
 from app.mailings.models import Mailing
@@ -38,18 +39,33 @@ from mailers.render import FreezeError
 TEMPLATE_FIELDS = ("subject", "preheader", "body_mjml", "body_text")
 OPTIONAL_TEXT = ("preheader", "from_name", "from_email", "reply_to", "layout", "body_mjml")
 SENDER_FIELDS = ("from_name", "from_email", "reply_to")
-EDITABLE = ("name", *TEMPLATE_FIELDS, *SENDER_FIELDS, "layout", "audience", "send_rate")
+EDITABLE = (
+    "name",
+    *TEMPLATE_FIELDS,
+    *SENDER_FIELDS,
+    "layout",
+    "audience",
+    "send_rate",
+    "campaign_id",
+)
 
 
 class MailingError(ValueError):
     """A request the mailing cannot take; `status` is the HTTP status the API answers with."""
 
-    def __init__(self, message: str, details: dict | None = None, *, status: int = 422):
+    def __init__(
+        self,
+        message: str,
+        details: dict | None = None,
+        *,
+        status: int = 422,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.details = details or {}
         self.status = status
-        self.code = "validation_error" if status == 422 else "conflict"
+        self.code = code or ("validation_error" if status == 422 else "conflict")
 
 
 _data_schema = MailingDataSchema()
@@ -147,6 +163,10 @@ def _validate(values: dict) -> None:
     audience_errors = _audience_problems(values["audience"] or {})
     if audience_errors:
         errors["audience"] = audience_errors
+    campaign_id = values["campaign_id"]
+    if campaign_id is not None and linked_campaign(campaign_id) is None:
+        # Linking a draft is fine (staff write both at once); sending checks it is open.
+        errors["campaign_id"] = [f"No campaign with id {campaign_id}."]
     if not errors:
         # A dry run of the real freeze surfaces MJML and link errors now, not at send time.
         try:
@@ -221,7 +241,7 @@ def send_mailing(mailing: Mailing, settings: Settings, *, at: datetime | None = 
     except FreezeError as exc:
         raise MailingError(str(exc), {"body_mjml": [str(exc)]}) from exc
     except SendError as exc:
-        raise MailingError(str(exc), status=409) from exc
+        raise MailingError(str(exc), exc.details, status=409, code=exc.code) from exc
 
 
 def status_report(mailing: Mailing) -> dict:

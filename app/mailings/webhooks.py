@@ -13,30 +13,26 @@ import logging
 from datetime import datetime
 
 from flask import Blueprint, current_app, request
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.api.errors import error_body
+from app.api.schemas import ClarionSchema as Schema
 from app.extensions import db
 from app.mailings import sns
 from app.mailings.bounces import BounceKind, record_bounce
+from app.security import parse_json
 
 log = logging.getLogger(__name__)
 
 webhooks_blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-# SNS messages are at most 256 KiB; a generous cap keeps a flood from filling memory.
-MAX_BODY_BYTES = 2 * 1024 * 1024
+# Bodies are capped for every /webhooks/ route in app/security.py.
 SES_BOUNCE_KINDS = {
     "Permanent": BounceKind.HARD,
     "Transient": BounceKind.SOFT,
     "Undetermined": BounceKind.SOFT,
 }
 SIGNATURE_HEADER = "X-Clarion-Signature"
-
-
-@webhooks_blueprint.before_request
-def _limit_body() -> None:
-    request.max_content_length = MAX_BODY_BYTES
 
 
 def _settings():
@@ -269,9 +265,10 @@ class _Counts:
 
 
 def _json_object(raw: bytes) -> dict | None:
+    # Depth-limited: the SNS envelope is parsed before its signature can be checked.
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(raw)
+    except json.JSONDecodeError:
         return None
     return data if isinstance(data, dict) else None
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from app import privacy
 from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit, get_or_404
 from app.api.errors import ApiError
 from app.api.pagination import page_schema, paginate
 from app.auth.models import Role
 from app.extensions import db
+from app.security import parse_id
 from app.supporters import schemas as s
-from app.supporters import services, subject_access
+from app.supporters import services
 from app.supporters.groups_api import imports, lists, segments, service_errors, tags
 from app.supporters.models import ListMembership, MailingList, Supporter, SupporterTag, Tag
 
@@ -77,8 +79,9 @@ def search_supporters(args):
 
 def _resolve_id(model, value: str, label: str) -> int:
     value = value.strip()
-    if value.isdigit() and db.session.get(model, int(value)) is not None:
-        return int(value)
+    as_id = parse_id(value)
+    if as_id is not None and db.session.get(model, as_id) is not None:
+        return as_id
     found = db.session.scalar(select(model.id).where(model.name == value))
     if found is None:
         raise ApiError(
@@ -114,13 +117,14 @@ def patch_supporter(data, supporter_id):
 def erase_supporter(supporter_id):
     """Erase a supporter (GDPR right to erasure).
 
-    Deletes the person with their lists, tags and consent history. Deliveries and bounce
-    events stay, without the supporter, so mailing statistics still add up. If they had
-    unsubscribed, bounced or complained, a SHA-256 of the address is kept so that a later
-    import cannot subscribe them again.
+    Deletes the person with their lists, tags and consent history. Deliveries, bounce and
+    tracking events and campaign actions stay, without the supporter, so mailing and campaign
+    counts still add up; their letters' text, delivery errors and bounce details are blanked,
+    and letters not yet sent are withdrawn. If they had unsubscribed, bounced or complained, a
+    SHA-256 of the address is kept so that a later import cannot subscribe them again.
     """
     supporter = get_or_404(Supporter, supporter_id, "supporter")
-    services.erase_supporter(supporter)
+    privacy.erase_supporter(supporter)
     commit()
 
 
@@ -128,8 +132,12 @@ def erase_supporter(supporter_id):
 @require_role(Role.ADMIN)
 @supporters.response(200, description="Everything stored about the supporter, as JSON.")
 def export_supporter(supporter_id):
-    """Export everything stored about a supporter (GDPR access request)."""
-    return subject_access.export_supporter(get_or_404(Supporter, supporter_id, "supporter"))
+    """Export everything stored about a supporter (GDPR access request).
+
+    Profile, lists, tags, consent history, mailings received (state, Message-ID), bounces,
+    opens and clicks, campaign actions with their letters' text and each letter's state.
+    """
+    return privacy.export_supporter(get_or_404(Supporter, supporter_id, "supporter"))
 
 
 @supporters.get("/<int:supporter_id>/history")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 from flask import current_app
 
+from app import privacy
 from app.extensions import db
+from app.supporters.csvencoding import EncodingError, codec_name, describe
+from app.supporters.models import Supporter
 
 
 @click.group("supporters")
@@ -19,8 +24,13 @@ def supporters_cli() -> None:
 @click.option("--tag", "tags", multiple=True, help="Tag every imported supporter (repeatable).")
 @click.option("--source", help="Source for new supporters whose row has none.")
 @click.option("--background", is_flag=True, help="Queue the import for a worker instead.")
-def import_command(path, list_name, tags, source, background) -> None:
-    """Import supporters from a CSV file."""
+@click.option(
+    "--encoding",
+    callback=lambda _ctx, _param, value: _codec(value),
+    help="The file's text encoding (utf-8, cp1252, utf-16 …); detected when not given.",
+)
+def import_command(path, list_name, tags, source, background, encoding) -> None:
+    """Import supporters from a CSV file (UTF-8, UTF-16 or Windows-1252, detected)."""
     from app.supporters import importer
 
     settings = current_app.config["CLARION"]
@@ -34,6 +44,7 @@ def import_command(path, list_name, tags, source, background) -> None:
                 source=source,
                 created_by="cli",
                 settings=settings,
+                encoding=encoding,
             )
         db.session.commit()
         click.echo(f"Queued import {supporter_import.id}; a worker on the imports queue runs it.")
@@ -62,8 +73,16 @@ def import_command(path, list_name, tags, source, background) -> None:
             created_by="cli",
             settings=settings,
             progress=progress,
+            encoding=encoding,
         )
     _summarise(supporter_import)
+
+
+def _codec(value: str | None) -> str | None:
+    try:
+        return codec_name(value) if value else None
+    except EncodingError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _console():
@@ -80,6 +99,7 @@ def _summarise(supporter_import) -> None:
         f"{supporter_import.updated_count} updated, {supporter_import.unchanged_count} unchanged, "
         f"{supporter_import.rejected_count} rejected ({supporter_import.processed_rows} rows)."
     )
+    click.echo(f"Read as {describe(supporter_import.encoding)} text.")
     if supporter_import.rejected_count:
         click.echo(
             f"Rejected rows and why: clarion supporters import-errors {supporter_import.id} "
@@ -120,3 +140,36 @@ def export_command(list_name, segment_id, output) -> None:
     with open(output, "w", encoding="utf-8", newline="") as f:
         for piece in pieces:
             f.write(piece)
+
+
+def _supporter_or_fail(supporter_id: int) -> Supporter:
+    supporter = db.session.get(Supporter, supporter_id)
+    if supporter is None:
+        raise click.ClickException(f"There is no supporter {supporter_id}.")
+    return supporter
+
+
+@supporters_cli.command("erase")
+@click.argument("supporter_id", type=int)
+@click.option("--yes", is_flag=True, help="Erase without asking first.")
+def erase_command(supporter_id, yes) -> None:
+    """Erase a supporter everywhere (GDPR right to erasure); mailing and campaign counts stay."""
+    supporter = _supporter_or_fail(supporter_id)
+    if not yes:
+        click.confirm(
+            f"Erase supporter {supporter_id} ({supporter.email})? This cannot be undone.",
+            abort=True,
+        )
+    privacy.erase_supporter(supporter)
+    db.session.commit()
+    click.echo(f"Erased supporter {supporter_id}.")
+
+
+@supporters_cli.command("export-data")
+@click.argument("supporter_id", type=int)
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
+def export_data_command(supporter_id, output) -> None:
+    """Write everything stored about a supporter as JSON (GDPR access request)."""
+    export = privacy.export_supporter(_supporter_or_fail(supporter_id))
+    json.dump(export, output, indent=2, ensure_ascii=False)
+    output.write("\n")

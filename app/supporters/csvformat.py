@@ -1,7 +1,8 @@
 """Reading supporter CSV files: decoding, dialect, header aliases, and cleaning each row.
 
 One parser for every database: the importer hands it a path and gets back clean rows and
-rejections; only the writing differs between PostgreSQL and SQLite.
+rejections; only the writing differs between PostgreSQL and SQLite. Which encoding the bytes are
+in is decided in csvencoding.
 
 Choices worth knowing:
 - Emails are stripped and lower-cased as a whole. The local part is case-sensitive in theory,
@@ -29,9 +30,19 @@ from typing import BinaryIO
 
 from email_validator import EmailNotValidError, validate_email
 
+from app.supporters.csvencoding import (
+    PREFIX_BYTES,
+    CsvFileError,
+    DecodeError,
+    LineDecoder,
+    codec_name,
+    describe,
+    detect_encoding,
+    is_line_safe,
+    wide_lines,
+)
 from app.supporters.models import SubscriptionStatus
 
-MAX_LINE_BYTES = 1024 * 1024  # a longer "line" is not a CSV of supporters
 MAX_CUSTOM_VALUE = 2000
 MAX_RAW = 2000
 FIELD_LIMITS = {"first_name": 200, "last_name": 200, "source": 200}
@@ -92,10 +103,6 @@ _CONTROL = {c: None for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
 _CONTROL.update({ord("\t"): " ", ord("\n"): " ", ord("\r"): " ", 0x2028: " ", 0x2029: " "})
 _FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 _FORMULA_START = ("'=", "'+", "'-", "'@")
-
-
-class CsvFileError(ValueError):
-    """The file as a whole cannot be imported; the message says why in words staff understand."""
 
 
 @dataclass(slots=True)
@@ -181,10 +188,16 @@ def _alias_key(header: str) -> str:
 
 
 class SupporterCsv:
-    """A supporter CSV on disk: check it once, then stream clean rows in chunks."""
+    """A supporter CSV on disk: check it once, then stream clean rows in chunks.
 
-    def __init__(self, path):
+    `encoding` forces a codec; without it the encoding is detected from the file's first bytes
+    (see csvencoding) and `self.encoding` says which one was used once `check` has run.
+    """
+
+    def __init__(self, path, encoding: str | None = None):
         self.path = path
+        self.encoding = codec_name(encoding) if encoding else None
+        self._detected = self.encoding is None
         self.delimiter = ","
         self.columns: dict[str, int] = {}
         self.custom_columns: list[tuple[str, int]] = []
@@ -192,36 +205,51 @@ class SupporterCsv:
 
     def check(self) -> int:
         """Read the whole file once; return its number of data rows or raise CsvFileError."""
-        rows = 0
-        for _row_number, _fields in self._records():
-            rows += 1
-        return rows
+        try:
+            return sum(1 for _ in self._records())
+        except DecodeError as exc:
+            if not (self._detected and self.encoding == "utf-8"):
+                raise self._decode_failure(exc) from None
+            # The prefix was plain ASCII (or UTF-8) but a later line is not UTF-8: decide again
+            # from the lines that start there. ASCII reads the same in every encoding detected,
+            # so the rows before it stay as they were read.
+            with open(self.path, "rb") as f:
+                f.seek(exc.line_start)
+                sample = f.read(PREFIX_BYTES)
+            self.encoding = detect_encoding(sample, whole_file=len(sample) < PREFIX_BYTES)
+            try:
+                return sum(1 for _ in self._records())
+            except DecodeError as again:
+                raise self._decode_failure(again) from None
 
     def chunks(self, size: int, source: str | None = None) -> Iterator[tuple[int, list, list]]:
         """Yield (rows read, clean rows merged by email, rejections) per `size` data rows."""
         merged: dict[str, SupporterRow] = {}
         rejections: list[Rejection] = []
         read = 0
-        for row_number, fields in self._records():
-            read += 1
-            parsed = self._parse(row_number, fields, source)
-            if isinstance(parsed, Rejection):
-                rejections.append(parsed)
-            elif (earlier := merged.get(parsed.email)) is not None:
-                earlier.merge(parsed)
-            else:
-                merged[parsed.email] = parsed
-            if read % size == 0:
-                yield read, list(merged.values()), rejections
-                merged, rejections = {}, []
+        try:
+            for row_number, fields in self._records():
+                read += 1
+                parsed = self._parse(row_number, fields, source)
+                if isinstance(parsed, Rejection):
+                    rejections.append(parsed)
+                elif (earlier := merged.get(parsed.email)) is not None:
+                    earlier.merge(parsed)
+                else:
+                    merged[parsed.email] = parsed
+                if read % size == 0:
+                    yield read, list(merged.values()), rejections
+                    merged, rejections = {}, []
+        except DecodeError as exc:  # only if the file changed since `check`
+            raise self._decode_failure(exc) from None
         if merged or rejections or read % size:
             yield read, list(merged.values()), rejections
 
     def _records(self) -> Iterator[tuple[int, list[str]]]:
         """Yield (row number, fields) for each non-blank data row; the header is row 1."""
         with open(self.path, "rb") as f:
-            lines = _LineDecoder(f)
-            reader = csv.reader(lines, delimiter=self._sniff(f), strict=False)
+            lines = self._open_lines(f)
+            reader = csv.reader(lines, delimiter=self.delimiter, strict=False)
             row_number = 0
             try:
                 header = next(reader, None)
@@ -233,28 +261,40 @@ class SupporterCsv:
                     row_number += 1
                     if any(fields):
                         yield row_number, fields
-            except _DecodeError as exc:
-                raise CsvFileError(
-                    f"The file is not UTF-8 text: row {row_number + 1} (line {exc.line}) has "
-                    f"byte 0x{exc.byte:02X} at byte offset {exc.offset}, which is not valid "
-                    'UTF-8. Save it as "CSV UTF-8" and upload it again.'
-                ) from None
+            except DecodeError as exc:
+                exc.row = row_number + 1
+                raise
             except csv.Error as exc:
                 raise CsvFileError(
                     f"Row {row_number + 1} cannot be read as CSV ({exc}); is a quote left unclosed?"
                 ) from None
 
-    def _sniff(self, f: BinaryIO) -> str:
-        start = f.read(4096)
+    def _open_lines(self, f: BinaryIO) -> Iterator[str]:
+        """Decide the encoding and delimiter from the file's start; return its text lines."""
+        prefix = f.read(PREFIX_BYTES)
         f.seek(0)
-        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise CsvFileError('The file is UTF-16 text; save it as "CSV UTF-8" and try again.')
-        if not start.strip(b"\xef\xbb\xbf \r\n\t"):
+        if self.encoding is None:
+            self.encoding = detect_encoding(prefix, whole_file=len(prefix) < PREFIX_BYTES)
+        start = codecs.getincrementaldecoder(self.encoding)(errors="replace").decode(prefix)
+        if not start.strip("\ufeff \r\n\t"):
             raise CsvFileError("The file is empty.")
-        header = re.sub(rb'"[^"]*"', b"", start.split(b"\n", 1)[0])  # quoted names may hold any
-        counts = {d: header.count(d.encode()) for d in (",", ";", "\t")}
-        self.delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-        return self.delimiter
+        self.delimiter = _sniff_delimiter(start.split("\n", 1)[0])
+        if is_line_safe(self.encoding):
+            return LineDecoder(f, self.encoding)
+        return wide_lines(f, self.encoding)
+
+    def _decode_failure(self, exc: DecodeError) -> CsvFileError:
+        name = describe(self.encoding or "utf-8")
+        where = f"row {exc.row} (line {exc.line})"
+        if exc.byte is not None:
+            where += f" has byte 0x{exc.byte:02X} at byte offset {exc.offset}, which"
+        else:
+            where += " has bytes that"
+        hint = "choose the file's encoding" if self._detected else "check the encoding given"
+        return CsvFileError(
+            f"The file is not {name} text: {where} cannot be read as {name}. Save it as "
+            f'"CSV UTF-8" and upload it again, or {hint}.'
+        )
 
     def _map_header(self, header: list[str]) -> None:
         self.header_width = len(header)
@@ -334,42 +374,7 @@ class SupporterCsv:
         return Rejection(row_number, reason.replace("\x00", ""), raw)
 
 
-class _DecodeError(Exception):
-    def __init__(self, line: int, offset: int, byte: int):
-        self.line, self.offset, self.byte = line, offset, byte
-
-
-class _LineDecoder:
-    """Iterate a binary file as UTF-8 text lines, saying exactly where a bad byte is.
-
-    Splitting on b"\\n" is safe in UTF-8 (the byte never occurs inside a multi-byte character),
-    and decoding line by line lets the error name the line and byte offset.
-    """
-
-    def __init__(self, f: BinaryIO):
-        self.f = f
-        self.line = 0
-        self.offset = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        raw = self.f.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            raise StopIteration
-        self.line += 1
-        if len(raw) > MAX_LINE_BYTES:
-            raise CsvFileError(
-                f"Line {self.line} is longer than {MAX_LINE_BYTES // 1024} KiB; "
-                "this does not look like a CSV file of supporters."
-            )
-        if self.line == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[3:]
-            self.offset = 3
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _DecodeError(self.line, self.offset + exc.start, raw[exc.start]) from None
-        self.offset += len(raw)
-        return text
+def _sniff_delimiter(header: str) -> str:
+    header = re.sub(r'"[^"]*"', "", header)  # quoted names may hold any
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","

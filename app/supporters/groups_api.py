@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 from contextlib import contextmanager
 
 from flask import Response, current_app, request, stream_with_context, url_for
@@ -18,6 +17,7 @@ from app.auth.models import Role
 from app.extensions import db
 from app.supporters import schemas as s
 from app.supporters import services
+from app.supporters.csvencoding import EncodingError, codec_name, detect_encoding, is_line_safe
 from app.supporters.models import MailingList, Segment, SupporterImport, Tag
 from app.supporters.segments import SegmentDefinitionError, count_segment, validate_definition
 
@@ -309,7 +309,7 @@ def start_import(files):
     except ValidationError as exc:
         raise ApiError(422, "validation_error", "Invalid form fields.", exc.messages) from exc
     upload = files["file"]
-    _check_csv(upload)
+    _check_csv(upload, form.get("encoding"))
     tag_names = [t.strip() for t in (form.get("tags") or "").split(",") if t.strip()]
     with service_errors():
         try:
@@ -321,6 +321,7 @@ def start_import(files):
                 source=form.get("source"),
                 created_by=current_actor(),
                 settings=current_app.config["CLARION"],
+                encoding=form.get("encoding"),
             )
         except ValueError as exc:
             raise ApiError(422, "invalid_import", str(exc)) from exc
@@ -332,8 +333,8 @@ def start_import(files):
     }
 
 
-def _check_csv(upload) -> None:
-    """Refuse what is plainly not a UTF-8 CSV before storing it."""
+def _check_csv(upload, encoding: str | None) -> None:
+    """Refuse what is plainly not a CSV in a text encoding we can read before storing it."""
     name = (upload.filename or "").lower()
     if not name.endswith(CSV_EXTENSIONS):
         raise ApiError(422, "invalid_import", "Upload a .csv file.", {"file": ["Not a .csv file."]})
@@ -341,13 +342,15 @@ def _check_csv(upload) -> None:
     upload.stream.seek(0)
     if not head.strip():
         raise ApiError(422, "invalid_import", "The file is empty.", {"file": ["Empty file."]})
+    whole_file = len(head) < SNIFF_BYTES
     try:
-        codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
-    except UnicodeDecodeError as exc:
+        codec = encoding or detect_encoding(head, whole_file=whole_file)
+    except EncodingError as exc:
         raise ApiError(
-            422, "invalid_import", "The file is not UTF-8 text.", {"file": ["Not UTF-8 text."]}
+            422, "invalid_import", str(exc), {"file": ["Unknown text encoding."]}
         ) from exc
-    if b"\x00" in head:
+    # NUL is text only in UTF-16/32; elsewhere it means a binary file (a spreadsheet, an image).
+    if is_line_safe(codec_name(codec)) and b"\x00" in head:
         raise ApiError(422, "invalid_import", "The file is not text.", {"file": ["Binary file."]})
 
 

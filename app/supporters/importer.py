@@ -1,9 +1,9 @@
 """Import supporters from CSV: streamed in chunks, upserted on email, never resubscribing anyone.
 
-The file is read twice: once to check it can be imported at all (UTF-8, has an email column,
-every record parses) and to count its rows, then again to import it chunk by chunk, committing
-after each chunk so another process can read the progress. A file that fails the check changes
-nothing.
+The file is read twice: once to check it can be imported at all (its text encoding is known or
+detected, it has an email column, every record parses) and to count its rows, then again to
+import it chunk by chunk, committing after each chunk so another process can read the progress.
+A file that fails the check changes nothing. The import records the encoding it read the file in.
 
 Counts: `created` supporters this import created; `updated` existing supporters whose fields
 changed; `unchanged` existing supporters the file did not change; `rejected` rows. Rows repeating
@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.db import dialect_name, utcnow
 from app.extensions import db
 from app.queues import QueueName, enqueue_after_commit
+from app.supporters.csvencoding import codec_name
 from app.supporters.csvformat import CsvFileError, SupporterCsv, protect_formula
 from app.supporters.import_writers import PostgresWriter, SqliteWriter
 from app.supporters.models import (
@@ -55,8 +56,13 @@ def create_import(
     source: str | None,
     created_by: str | None,
     settings,
+    encoding: str | None = None,
 ) -> SupporterImport:
-    """Store an uploaded CSV, record the import and queue its job (after the caller commits)."""
+    """Store an uploaded CSV, record the import and queue its job (after the caller commits).
+
+    `encoding` forces the file's text encoding; without it the import detects it.
+    """
+    encoding = codec_name(encoding) if encoding else None
     import_dir = Path(settings.import_dir)
     import_dir.mkdir(parents=True, exist_ok=True)
     path = import_dir / f"{uuid.uuid4().hex}.csv"
@@ -65,7 +71,9 @@ def create_import(
         if isinstance(first, str):
             fileobj = io.BytesIO(fileobj.read().encode())
         shutil.copyfileobj(fileobj, out, 1024 * 1024)
-    supporter_import = _new_import(path, filename, list_name, tag_names, source, created_by)
+    supporter_import = _new_import(
+        path, filename, list_name, tag_names, source, created_by, encoding
+    )
     enqueue_after_commit(
         db.session,
         settings,
@@ -89,15 +97,21 @@ def import_file(
     settings,
     progress: Progress | None = None,
     chunk_size: int = CHUNK_SIZE,
+    encoding: str | None = None,
 ) -> SupporterImport:
     """Import a local CSV file now, in this process (the CLI's default)."""
     path = Path(path).resolve()
-    supporter_import = _new_import(path, path.name, list_name, tag_names, source, created_by)
+    encoding = codec_name(encoding) if encoding else None
+    supporter_import = _new_import(
+        path, path.name, list_name, tag_names, source, created_by, encoding
+    )
     db.session.commit()
     return run_import(supporter_import.id, settings, progress, chunk_size=chunk_size)
 
 
-def _new_import(path, filename, list_name, tag_names, source, created_by) -> SupporterImport:
+def _new_import(
+    path, filename, list_name, tag_names, source, created_by, encoding
+) -> SupporterImport:
     supporter_import = SupporterImport(
         filename=str(filename or "upload.csv")[:300],
         stored_path=str(path),
@@ -105,6 +119,7 @@ def _new_import(path, filename, list_name, tag_names, source, created_by) -> Sup
         tag_names=sorted({t.strip()[:100] for t in tag_names if t and t.strip()}),
         source=(source or "").strip()[:200] or None,
         created_by=created_by,
+        encoding=encoding,
         status=ImportStatus.QUEUED,
     )
     db.session.add(supporter_import)
@@ -159,8 +174,9 @@ def _run(supporter_import: SupporterImport, progress: Progress | None, chunk_siz
     path = Path(supporter_import.stored_path)
     if not path.is_file():
         raise CsvFileError("The uploaded file is no longer on the server; upload it again.")
-    csv_file = SupporterCsv(path)
+    csv_file = SupporterCsv(path, supporter_import.encoding)
     total = csv_file.check()
+    supporter_import.encoding = csv_file.encoding
     if total == 0:
         raise CsvFileError("The file has a header but no rows of supporters.")
     supporter_import.total_rows = total

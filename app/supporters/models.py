@@ -213,6 +213,8 @@ class SupporterImport(db.Model):
     list_name: Mapped[str | None] = mapped_column(String(200))
     tag_names: Mapped[list] = mapped_column(JsonDict, default=list)
     source: Mapped[str | None] = mapped_column(String(200))
+    # The codec asked for at upload, else the one detected once the file is read.
+    encoding: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[ImportStatus] = mapped_column(
         Enum(
             ImportStatus,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import url_for
 from flask_smorest.fields import Upload
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import ValidationError, fields, post_load, validate
 
 from app.api.pagination import PageArgsSchema
+from app.api.schemas import ClarionSchema as Schema
+from app.supporters.csvencoding import EncodingError, codec_name, describe
 from app.supporters.models import SubscriptionStatus
 from app.supporters.segments import SegmentDefinitionSchema
 
@@ -213,16 +215,36 @@ class CountSchema(Schema):
     count = fields.Int()
 
 
+def _known_encoding(name: str) -> None:
+    try:
+        codec_name(name)
+    except EncodingError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class ImportFormSchema(Schema):
     list = fields.Str(validate=NAME, metadata={"description": "List to add every row to."})
     tags = fields.Str(
         validate=validate.Length(max=2000), metadata={"description": "Comma-separated tag names."}
     )
     source = fields.Str(validate=validate.Length(max=200))
+    encoding = fields.Str(
+        validate=_known_encoding,
+        metadata={
+            "description": "The file's text encoding (e.g. `utf-8`, `cp1252`, `utf-16`); "
+            "detected when omitted."
+        },
+    )
 
 
 class ImportUploadSchema(ImportFormSchema):
-    file = Upload(required=True, metadata={"description": "A UTF-8 CSV with an `email` column."})
+    file = Upload(
+        required=True,
+        metadata={
+            "description": "A CSV with an `email` column: UTF-8 (with or without BOM), "
+            "UTF-16 with BOM, or Windows-1252 (Excel's plain CSV)."
+        },
+    )
 
 
 class ImportStartedSchema(Schema):
@@ -238,6 +260,14 @@ class ImportSchema(Schema):
     list_name = fields.Str(allow_none=True)
     tag_names = fields.List(fields.Str())
     source = fields.Str(allow_none=True)
+    encoding = fields.Str(
+        allow_none=True,
+        metadata={"description": "Codec the file was read in (null until the file is read)."},
+    )
+    encoding_name = fields.Function(
+        lambda i: describe(i.encoding) if i.encoding else None,
+        metadata={"description": "The encoding as spreadsheet users know it."},
+    )
     total_rows = fields.Int(allow_none=True)
     processed_rows = fields.Int()
     progress = fields.Function(

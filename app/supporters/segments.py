@@ -11,9 +11,10 @@ import re
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, text, true
 
+from app.api.schemas import ClarionSchema as Schema
 from app.db import dialect_name
 from app.extensions import db
 from app.supporters.models import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.db import dialect_name
@@ -294,32 +294,6 @@ def remove_list_member(mailing_list: MailingList, supporter_id: int) -> bool:
         )
     )
     return result.rowcount > 0
-
-
-def erase_supporter(supporter: Supporter) -> None:
-    """Delete the person (GDPR erasure); remember only a hash if they had opted out.
-
-    Memberships, tags and consent history go with the row by cascade; deliveries and bounce
-    events keep their rows with supporter_id set to NULL, so mailing counts survive.
-    """
-    if supporter.is_suppressed:
-        key = email_hash(supporter.email)
-        erased = db.session.get(ErasedEmail, key)
-        if erased is None:
-            db.session.add(ErasedEmail(email_hash=key, status=supporter.status))
-        else:
-            erased.status = supporter.status
-    from app.mailings.models import BounceEvent
-
-    # Bounce payloads (SES notifications, DSN details) carry the address: forget them too.
-    db.session.execute(
-        update(BounceEvent)
-        .where(BounceEvent.supporter_id == supporter.id)
-        .values(payload=None, detail=None)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.delete(supporter)
-    db.session.flush()
 
 
 def member_counts() -> dict[int, tuple[int, int]]:

@@ -6,11 +6,12 @@ Roles: `campaigner` or `admin`. See app/tracking/revocations.py for what a revoc
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit
 from app.api.errors import ApiError
+from app.api.schemas import ClarionSchema as Schema
 from app.auth.models import Role
 from app.tracking import revocations
 

@@ -22,6 +22,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from app.extensions import db
 from app.mailings.models import Mailing
+from app.security import parse_id
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking import buffer, consent, services
 from app.tracking.revocations import check_not_revoked
@@ -250,7 +251,7 @@ def preferences(token: str):
                 "The form did not come from this page. Please open the preferences link in "
                 "your email again.",
             )
-        keep = {int(v) for v in request.form.getlist("keep") if v.isdigit()}
+        keep = {parse_id(v) for v in request.form.getlist("keep")} - {None}
         try:
             message = consent.apply_preferences(
                 supporter, claims.mailing_id, request.form.get("action", ""), keep

@@ -10,6 +10,7 @@ from app import create_app
 from app.auth.models import ApiToken
 from app.auth.services import create_token, revoke_token
 from app.extensions import db
+from app.security import API_MAX_BYTES
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:
@@ -138,12 +139,10 @@ def test_duplicate_list_name_is_409(client, api_token):
     assert_error(response, 409, "duplicate_name")
 
 
-def test_oversized_body_is_413(settings, api_token):
-    app = create_app(settings, {"TESTING": True, "MAX_CONTENT_LENGTH": 100})
-    with app.app_context():
-        response = app.test_client().post(
-            "/api/v1/lists", json={"name": "x" * 500}, headers=api_token("admin")
-        )
+def test_oversized_body_is_413(client, api_token):
+    response = client.post(
+        "/api/v1/lists", json={"name": "x" * API_MAX_BYTES}, headers=api_token("admin")
+    )
     assert_error(response, 413, "payload_too_large")
 
 

@@ -15,7 +15,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.campaigns.models import Letter, LetterStatus
+from app.campaigns.confirmations import send_confirmation
+from app.campaigns.models import Action, Letter, LetterStatus, PendingAction
 from app.config import PROJECT_ROOT
 from app.extensions import db
 from app.mailings.launch import request_send, start_mailing
@@ -126,3 +127,44 @@ def test_supporter_acts_from_the_mail_in_a_browser(live, smtp_sink):
     [letter] = db.session.query(Letter).all()
     assert letter.status == LetterStatus.SENT
     assert db.session.get(Supporter, jane_id).status == SubscriptionStatus.UNSUBSCRIBED
+
+
+def test_someone_acts_on_the_public_page_and_confirms_from_their_inbox(live, smtp_sink):
+    """The public page holds the letter; the link in the confirmation mail sends it."""
+    from playwright.sync_api import sync_playwright
+
+    base_url, live_app, live_settings = live
+    campaign = make_campaign()
+    db.session.commit()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{base_url}/campaigns/{campaign.slug}")
+            page.get_by_label("Your name").fill("Lee Wong")
+            page.get_by_label("Your email address").fill("lee@example.org")
+            page.get_by_label("Your town or city").fill("Hull")
+            page.get_by_label("I agree").check()
+            # People never reach the honeypot: not by label, not by Tab.
+            assert page.get_by_label("Leave this empty").get_attribute("tabindex") == "-1"
+            page.wait_for_timeout(live_settings.public_form_min_seconds * 1000 + 200)
+            page.get_by_role("button", name="Send my letter").click()
+            page.get_by_role("heading", name="Check your inbox").wait_for()
+            assert "l…@example.org" in page.content()
+            db.session.expire_all()
+            assert db.session.query(Action).count() == 0
+            [pending] = db.session.query(PendingAction).all()
+            with live_app.app_context():
+                assert send_confirmation(pending.id, live_settings) == "sent"
+            [mail] = smtp_sink.messages
+            link = re.search(rf"{re.escape(base_url)}/confirm/\S+", mail.message.get_content())
+            page.goto(link.group(0))
+            page.get_by_role("button", name="Confirm and send my letter").click()
+            page.get_by_role("heading", name="Thank you, Lee!").wait_for()
+        finally:
+            browser.close()
+    db.session.expire_all()
+    lee = db.session.query(Supporter).filter_by(email="lee@example.org").one()
+    assert lee.status == SubscriptionStatus.SUBSCRIBED
+    [letter] = db.session.query(Letter).all()
+    assert letter.status == LetterStatus.QUEUED

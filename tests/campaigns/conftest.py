@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
-from app.campaigns.models import Campaign, CampaignKind, CampaignStatus, CampaignTarget
+from app.campaigns.confirmations import ConfirmTokens
+from app.campaigns.guards import started_stamp
+from app.campaigns.models import (
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    CampaignTarget,
+    PendingAction,
+)
 from app.db import utcnow
-from app.extensions import db
+from app.extensions import db, limiter
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
 from app.supporters.services import upsert_supporter
 from app.tracking.tokens import Purpose, TokenService
@@ -132,3 +142,32 @@ def form_of(html: str) -> dict:
 
         fields["letter"] = html_lib.unescape(textarea.group(1))
     return fields
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Start and leave every test with no public-form POSTs counted (the limiter is on)."""
+    limiter.reset()
+    yield
+    limiter.reset()
+
+
+def aged(form: dict, settings, form_url: str, seconds: float = 10) -> dict:
+    """Return the form as if its page had been shown `seconds` ago (a person, not a script)."""
+    return {**form, "started": started_stamp(settings.secret_keys, form_url, time.time() - seconds)}
+
+
+def public_form(client, settings, slug: str, **fields) -> dict:
+    """Return the public page's form, shown long enough ago, with `fields` filled in."""
+    path = f"/campaigns/{slug}"
+    return {**aged(form_of(client.get(path).get_data(as_text=True)), settings, path), **fields}
+
+
+def pending_for(email: str) -> list[PendingAction]:
+    return db.session.scalars(
+        select(PendingAction).where(PendingAction.email == email).order_by(PendingAction.id)
+    ).all()
+
+
+def confirm_path(settings, pending: PendingAction) -> str:
+    return f"/confirm/{ConfirmTokens(settings.secret_keys).dumps(pending.id)}"

@@ -11,7 +11,16 @@ from app.db import utcnow
 from app.extensions import db
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking.models import EventKind, TrackingEvent
-from tests.campaigns.conftest import form_of, make_campaign, make_recipient, make_supporter
+from tests.campaigns.conftest import (
+    aged,
+    confirm_path,
+    form_of,
+    make_campaign,
+    make_recipient,
+    make_supporter,
+    pending_for,
+    public_form,
+)
 
 
 def actions():
@@ -62,17 +71,33 @@ def test_post_without_the_signed_form_value_changes_nothing(client, recipient):
     assert actions() == []
 
 
-def test_not_me_records_for_the_other_person_with_consent(client, recipient):
-    page = client.get(recipient.path + "?not_me=1").get_data(as_text=True)
+def confirm(client, settings, email):
+    """Follow the confirmation link held for `email`: GET the page, POST its one button."""
+    [pending] = pending_for(email)
+    path = confirm_path(settings, pending)
+    return client.post(path, data=form_of(client.get(path).get_data(as_text=True)))
+
+
+def test_not_me_holds_the_action_for_the_other_person_until_they_confirm(
+    client, settings, recipient
+):
+    not_me = recipient.path + "?not_me=1"
+    page = client.get(not_me).get_data(as_text=True)
     assert 'name="email"' in page and 'name="consent"' in page and "Jane" not in page
-    form = form_of(page)
+    form = aged(form_of(page), settings, not_me)
     form.update(name="Amir Haddad", email="Amir@Example.net", town="Leeds")
-    refused = client.post(recipient.path + "?not_me=1", data=form)
+    refused = client.post(not_me, data=form)
     assert refused.status_code == 422 and "tick the box" in refused.get_data(as_text=True)
     assert actions() == []
 
     form["consent"] = "1"
-    done = client.post(recipient.path + "?not_me=1", data=form)
+    held = client.post(not_me, data=form)
+    assert held.status_code == 200 and "Check your inbox" in held.get_data(as_text=True)
+    assert "a…@example.net" in held.get_data(as_text=True)
+    assert actions() == []
+    assert db.session.scalar(select(Supporter).where(Supporter.email == "amir@example.net")) is None
+
+    done = confirm(client, settings, "amir@example.net")
     assert done.status_code == 200 and "Thank you, Amir!" in done.get_data(as_text=True)
     amir = db.session.scalar(select(Supporter).where(Supporter.email == "amir@example.net"))
     assert amir.status == SubscriptionStatus.SUBSCRIBED
@@ -81,32 +106,37 @@ def test_not_me_records_for_the_other_person_with_consent(client, recipient):
         ("action_not_me", SubscriptionStatus.SUBSCRIBED)
     ]
     [action] = actions()
-    assert action.supporter_id == amir.id
+    assert action.supporter_id == amir.id and action.channel == "not_me"
     assert action.letter_body.endswith("Amir Haddad\nLeeds")
     # Jane has not acted: her own link still offers her the action.
     assert "Send my letter" in client.get(recipient.path).get_data(as_text=True)
 
 
-def test_unsubscribed_person_acting_on_public_page_stays_unsubscribed(client, campaign):
+def test_unsubscribed_person_acting_on_public_page_stays_unsubscribed(client, settings, campaign):
     from app.supporters.services import change_status
 
     sam = make_supporter("sam@example.org", first_name="Sam")
     change_status(sam, SubscriptionStatus.UNSUBSCRIBED, channel="link")
     db.session.commit()
-    form = form_of(client.get(f"/campaigns/{campaign.slug}").get_data(as_text=True))
-    form.update(name="Sam Smith", email="sam@example.org", town="York", consent="1")
+    form = public_form(
+        client, settings, campaign.slug, name="Sam Smith", email="sam@example.org", consent="1"
+    )
     page = client.post(f"/campaigns/{campaign.slug}", data=form)
-    assert page.status_code == 200
+    assert page.status_code == 200 and actions() == []
+    assert confirm(client, settings, "sam@example.org").status_code == 200
     sam = db.session.scalar(select(Supporter).where(Supporter.email == "sam@example.org"))
-    assert sam.status == SubscriptionStatus.UNSUBSCRIBED
+    assert sam.status == SubscriptionStatus.UNSUBSCRIBED and sam.full_name == "Sam Doe"
     [action] = actions()
     assert action.supporter_id == sam.id and action.channel == "public"
 
 
-def test_public_page_creates_a_supporter_with_consent(client, campaign):
-    form = form_of(client.get(f"/campaigns/{campaign.slug}").get_data(as_text=True))
-    form.update(name="Lee Wong", email="lee@example.org", town="Hull", consent="1")
+def test_public_page_creates_a_supporter_with_consent_once_confirmed(client, settings, campaign):
+    form = public_form(
+        client, settings, campaign.slug, name="Lee Wong", email="lee@example.org", consent="1"
+    )
     assert client.post(f"/campaigns/{campaign.slug}", data=form).status_code == 200
+    assert db.session.scalar(select(Supporter).where(Supporter.email == "lee@example.org")) is None
+    assert confirm(client, settings, "lee@example.org").status_code == 200
     lee = db.session.scalar(select(Supporter).where(Supporter.email == "lee@example.org"))
     assert lee.history[0].channel == "campaign_page"
     assert actions()[0].letter_body.startswith("Dear Acting Director Lyons,")
@@ -132,7 +162,7 @@ def test_tampered_token_gets_a_friendly_400(client, recipient):
 
 
 def test_erased_supporter_gets_410_and_mailing_without_campaign_404(client, settings, campaign):
-    from app.supporters.services import erase_supporter
+    from app.privacy import erase_supporter
 
     recipient = make_recipient(settings, campaign)
     erase_supporter(db.session.get(Supporter, recipient.supporter_id))
@@ -184,6 +214,9 @@ def test_bad_letters_get_a_clear_error_and_nothing_is_stored(client, recipient):
     assert too_long.status_code == 422
     assert "under 20,000 characters" in too_long.get_data(as_text=True)
     assert actions() == []
+    # A NUL anywhere in a page's form is refused before the view (app/security.py).
     with_nul = client.post(recipient.path, data={**form, "letter": "Dear Sir,\x00\r\nPlease."})
-    assert with_nul.status_code == 200
+    assert with_nul.status_code == 400 and actions() == []
+    with_crlf = client.post(recipient.path, data={**form, "letter": "Dear Sir,\r\nPlease."})
+    assert with_crlf.status_code == 200
     assert actions()[0].letter_body == "Dear Sir,\nPlease."

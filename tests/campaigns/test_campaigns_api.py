@@ -100,3 +100,36 @@ def test_targets_cannot_be_replaced_after_actions(client, api_token):
         headers=api_token("campaigner"),
     )
     assert answer.status_code == 409
+
+
+def test_a_new_campaign_starts_as_a_draft_and_a_mailing_waits_for_it(client, api_token):
+    from datetime import UTC, datetime, timedelta
+
+    from app.mailings.models import Mailing, MailingStatus
+    from tests.factories import make_list, make_mailing, make_supporters
+
+    headers = api_token("campaigner")
+    draft = client.post(
+        "/api/v1/campaigns", json={k: v for k, v in BODY.items() if k != "status"}, headers=headers
+    ).json
+    assert draft["status"] == "draft" and draft["is_open"] is False
+    assert client.get("/campaigns/stop-expulsions").status_code == 404  # invisible to the public
+
+    audience = make_list()
+    make_supporters(2, mailing_list=audience)
+    mailing = make_mailing(audience, campaign_id=draft["id"])
+    send = f"/api/v1/mailings/{mailing.id}/send"
+    refused = client.post(send, json={}, headers=headers)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "campaign_not_open"
+    campaign_url = f"/api/v1/campaigns/{draft['id']}"
+    assert client.patch(campaign_url, json={"status": "open"}, headers=headers).status_code == 200
+    at = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert client.post(send, json={"at": at}, headers=headers).status_code == 202
+
+    # Editing an open campaign leaves its scheduled mailing alone; closing it pauses it.
+    client.patch(campaign_url, json={"reference": "UA 034/25 (update)"}, headers=headers)
+    assert db.session.get(Mailing, mailing.id).status == MailingStatus.SCHEDULED
+    client.patch(campaign_url, json={"status": "draft"}, headers=headers)
+    stored = db.session.get(Mailing, mailing.id)
+    db.session.refresh(stored)
+    assert stored.status == MailingStatus.PAUSED and "is a draft" in stored.status_reason

@@ -1,3 +1,5 @@
+import email
+import email.policy
 import http.server
 import threading
 
@@ -6,7 +8,7 @@ from lxml import etree
 
 from mailers.merge import allowed_fields
 from mailers.render import FreezeError, FrozenLink, FrozenMailing
-from tests.mailers.conftest import ORGANISATION, freeze_mailing
+from tests.mailers.conftest import ORGANISATION, freeze_mailing, make_factory, make_recipient
 
 BODY = """
 <mj-section><mj-column>
@@ -205,3 +207,44 @@ def test_freezing_never_fetches_anything_over_the_network():
         server.server_close()
     assert _CountingHandler.hits == []
     assert "link.css" not in frozen.html_source and "@import" not in frozen.html_source
+
+
+def _html_for(frozen, **fields) -> str:
+    data = make_factory(frozen).build(make_recipient(**fields)).data
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    return message.get_body(("html",)).get_content()
+
+
+def test_every_mail_has_its_subject_as_title_per_recipient_and_escaped():
+    frozen = freeze_mailing('{{ first_name | default("Friend") }}, news & <views>', None, BODY)
+    html = _html_for(frozen, first_name="<b>Eve</b>")
+    [title] = etree.fromstring(html, etree.HTMLParser()).iter("title")
+    assert title.text == "<b>Eve</b>, news & <views>"
+    assert "<title>&lt;b&gt;Eve&lt;/b&gt;, news &amp; &lt;views&gt;</title>" in html
+    assert "<title>Friend, news" in _html_for(frozen, first_name="")
+
+
+@pytest.mark.parametrize(
+    ("mjml", "lang"),
+    [
+        (BODY, "en"),  # a fragment: Clarion's own wrapper says English
+        (f"<mjml><mj-body>{BODY}</mj-body></mjml>", "en"),  # MJML alone would say "und"
+        (f'<mjml lang="de-CH"><mj-body>{BODY}</mj-body></mjml>', "de-CH"),
+        (f'<mjml lang="de&quot; onload=&quot;x"><mj-body>{BODY}</mj-body></mjml>', "en"),
+    ],
+    ids=["fragment", "undeclared", "declared", "garbage"],
+)
+def test_html_lang_is_the_mailings_language(mjml, lang):
+    root = _tree(freeze_mailing("Hello", None, mjml))
+    assert root.get("lang") == lang
+    assert {e.get("lang") for e in root.iterfind(".//body//*[@lang]")} <= {lang}
+
+
+def test_the_visible_mail_sits_in_one_main_landmark(demo_frozen):
+    body = _tree(demo_frozen).find(".//body")
+    [main] = body.iterfind(".//*[@role='main']")
+    assert main.getparent() is body
+    assert main.find("div[@role='article']") is not None
+    for outside in body:
+        if outside is not main:
+            assert "display:none" in (outside.get("style") or "") or outside.get("alt") == ""

@@ -1,7 +1,14 @@
 import pytest
 
 from app.config import SmtpSettings
-from mailers.transport import DeliveryError, PermanentFailure, SmtpTransport, TemporaryFailure
+from mailers.transport import (
+    DeliveryError,
+    LocalError,
+    PermanentFailure,
+    SmtpTransport,
+    TemporaryFailure,
+    _classify,
+)
 from tests.mailers.conftest import make_recipient
 from tests.smtp_sink import SmtpSink, free_port
 
@@ -90,3 +97,69 @@ def test_non_ascii_addresses_go_out_with_smtputf8(smtp_sink):
         transport.send("b@act.example.org", "zoë@example.com", b"Subject: x\r\n\r\nx\r\n")
         transport.send("b@act.example.org", "ok@example.com", b"Subject: x\r\n\r\nx\r\n")
     assert [m.rcpt_tos for m in smtp_sink.messages] == [["zoë@example.com"], ["ok@example.com"]]
+
+
+def test_our_protocol_errors_are_local_and_retried_but_recipient_refusals_are_permanent(
+    smtp_sink,
+):
+    replies = {
+        "syntax@example.com": "500 5.5.2 Syntax error, command unrecognized",
+        "args@example.com": "501 5.5.4 Syntax error in parameters",
+        "param@example.com": "555 5.5.4 RCPT TO parameters not recognized",
+        "badaddr@example.com": "501 5.1.3 Bad recipient address syntax",
+        "nouser@example.com": "550 5.1.1 no such user",
+        "moved@example.com": "551 5.1.6 user not local",
+        "name@example.com": "553 5.1.3 mailbox name not allowed",
+    }
+    smtp_sink.refuse_with(replies.get)
+    classes = {}
+    with SmtpTransport(settings_for(smtp_sink.port)) as transport:
+        for rcpt in replies:
+            with pytest.raises(DeliveryError) as info:
+                transport.send("b@act.example.org", rcpt, b"Subject: x\r\n\r\nx\r\n")
+            classes[rcpt.split("@")[0]] = type(info.value)
+        transport.send("b@act.example.org", "fine@example.com", b"Subject: x\r\n\r\nx\r\n")
+        assert transport.connections_opened == 1
+    assert classes == {
+        "syntax": LocalError,
+        "args": LocalError,
+        "param": LocalError,
+        "badaddr": PermanentFailure,  # 5.1.x: the address itself is bad
+        "nouser": PermanentFailure,
+        "moved": PermanentFailure,
+        "name": PermanentFailure,
+    }
+    assert issubclass(LocalError, TemporaryFailure)  # every caller retries it, none bounces it
+    assert [m.rcpt_tos for m in smtp_sink.messages] == [["fine@example.com"]]
+
+
+def test_a_line_too_long_for_a_strict_server_is_our_error():
+    sink = SmtpSink(strict=True)
+    sink.start()
+    try:
+        with SmtpTransport(settings_for(sink.port)) as transport:
+            with pytest.raises(LocalError) as info:
+                transport.send(
+                    "b@act.example.org",
+                    "t@example.com",
+                    b"Subject: x\r\n\r\n" + b"x" * 1200 + b"\r\n",
+                )
+            assert info.value.code == 500
+            transport.send("b@act.example.org", "t@example.com", b"Subject: x\r\n\r\nok\r\n")
+        assert len(sink.messages) == 1
+    finally:
+        sink.stop()
+
+
+def test_bare_line_feeds_are_refused_before_anything_is_sent(smtp_sink):
+    with SmtpTransport(settings_for(smtp_sink.port)) as transport:
+        for data in (b"Subject: x\n\nbody\n", b"Subject: x\r\n\r\nbo\rdy\r\n"):
+            with pytest.raises(LocalError, match="bare CR or LF"):
+                transport.send("b@act.example.org", "t@example.com", data)
+    assert smtp_sink.messages == []
+
+
+def test_a_refused_sender_is_ours_not_the_recipients():
+    assert type(_classify(503, b"5.5.1 need MAIL")) is LocalError
+    assert type(_classify(554, b"5.7.1 rejected as spam")) is PermanentFailure
+    assert type(_classify(421, b"4.7.0 try later")) is TemporaryFailure

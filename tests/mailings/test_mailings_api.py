@@ -10,6 +10,8 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
+from app.campaigns.models import CampaignStatus
+from app.db import utcnow
 from app.extensions import db
 from app.mailings.models import Delivery, Mailing, MailingLink, MailingStatus
 from app.supporters.models import Supporter
@@ -246,3 +248,124 @@ def test_unknown_mailing_is_404(client, headers):
         response = getattr(client, method)(f"/api/v1/mailings/999999{path}", headers=headers)
         assert response.status_code == 404, path
         assert response.json["error"]["code"] == "not_found"
+
+
+# --- the campaign a mailing drives -----------------------------------------------------------
+
+
+def test_campaign_id_links_unlinks_and_is_checked(client, headers, audience):
+    from tests.campaigns.conftest import make_campaign
+
+    campaign = make_campaign(status=CampaignStatus.DRAFT)  # linking a draft is fine
+    created = _create(client, headers, campaign_id=campaign.id)
+    assert created.status_code == 201, created.json
+    assert created.json["campaign_id"] == campaign.id
+    url = f"/api/v1/mailings/{created.json['id']}"
+
+    for bad in (424242, 0, 2**70, "3", 1.5):
+        response = client.patch(url, json={"campaign_id": bad}, headers=headers)
+        assert response.status_code == 422, bad
+        assert response.json["error"]["code"] == "validation_error"
+        assert "campaign_id" in response.json["error"]["details"], bad
+    unknown = _create(client, headers, campaign_id=424242)
+    assert unknown.status_code == 422
+    assert unknown.json["error"]["details"] == {"campaign_id": ["No campaign with id 424242."]}
+
+    unlinked = client.patch(url, json={"campaign_id": None}, headers=headers)
+    assert unlinked.status_code == 200 and unlinked.json["campaign_id"] is None
+    other = make_campaign(slug="another-campaign")
+    relinked = client.patch(url, json={"campaign_id": other.id}, headers=headers)
+    assert relinked.status_code == 200 and relinked.json["campaign_id"] == other.id
+
+    # A deleted campaign is refused like an unknown one.
+    assert client.delete(f"/api/v1/campaigns/{campaign.id}", headers=headers).status_code == 204
+    gone = client.patch(url, json={"campaign_id": campaign.id}, headers=headers)
+    assert gone.status_code == 422 and "campaign_id" in gone.json["error"]["details"]
+
+    # Like every other field, only while the mailing is a draft.
+    client.patch(url, json={"audience": {"include_lists": [audience.id]}}, headers=headers)
+    assert client.post(f"{url}/send", json={}, headers=headers).status_code == 202
+    frozen = client.patch(url, json={"campaign_id": None}, headers=headers)
+    assert frozen.status_code == 409
+    assert client.get(url, headers=headers).json["campaign_id"] == other.id
+
+
+@pytest.mark.parametrize("state", ["draft", "closed", "past_deadline", "deleted"])
+@pytest.mark.parametrize("later", [False, True])
+def test_send_refuses_a_campaign_that_is_not_open(client, headers, audience, state, later):
+    from tests.campaigns.conftest import make_campaign
+
+    campaign = make_campaign(
+        status=CampaignStatus.CLOSED if state == "closed" else CampaignStatus.DRAFT
+    )
+    if state == "past_deadline":
+        campaign.status = CampaignStatus.OPEN
+        campaign.deadline = utcnow() - timedelta(minutes=1)
+    campaign_id = campaign.id
+    mailing = make_mailing(audience, campaign_id=campaign_id)
+    if state == "deleted":
+        db.session.delete(campaign)
+    db.session.flush()
+    body = {"at": (datetime.now(UTC) + timedelta(hours=2)).isoformat()} if later else {}
+
+    response = client.post(f"/api/v1/mailings/{mailing.id}/send", json=body, headers=headers)
+    assert response.status_code == 409
+    error = response.json["error"]
+    assert error["code"] == "campaign_not_open"
+    assert error["details"]["campaign_id"] == campaign_id
+    assert f"Campaign {campaign_id}" in error["message"]
+    expected = {
+        "draft": ('"Reunite a family seeking safety" is a draft: open it before sending '
+                  f'(PATCH /api/v1/campaigns/{campaign_id} {{"status": "open"}})'),
+        "closed": "is closed: reopen it",
+        "past_deadline": "passed its deadline",
+        "deleted": "no longer exists",
+    }[state]  # fmt: skip
+    assert expected in error["message"]
+    stored = db.session.get(Mailing, mailing.id)
+    db.session.refresh(stored)
+    assert stored.status == MailingStatus.DRAFT and stored.frozen_at is None
+
+
+def test_send_goes_ahead_once_the_campaign_is_open(client, headers, audience, redis_conn):
+    from tests.campaigns.conftest import make_campaign
+
+    campaign = make_campaign(status=CampaignStatus.DRAFT)
+    mailing = make_mailing(audience, campaign_id=campaign.id)
+    url = f"/api/v1/mailings/{mailing.id}/send"
+    assert client.post(url, json={}, headers=headers).status_code == 409
+    opened = client.patch(
+        f"/api/v1/campaigns/{campaign.id}", json={"status": "open"}, headers=headers
+    )
+    assert opened.status_code == 200
+    assert client.post(url, json={}, headers=headers).status_code == 202
+
+
+def test_closing_a_campaign_pauses_its_scheduled_mailing_and_resume_waits(
+    client, headers, audience, redis_conn
+):
+    from tests.campaigns.conftest import make_campaign
+
+    campaign = make_campaign()
+    mailing = make_mailing(audience, campaign_id=campaign.id)
+    url = f"/api/v1/mailings/{mailing.id}"
+    at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    assert client.post(f"{url}/send", json={"at": at}, headers=headers).status_code == 202
+
+    closed = client.patch(
+        f"/api/v1/campaigns/{campaign.id}", json={"status": "closed"}, headers=headers
+    )
+    assert closed.status_code == 200
+    shown = client.get(url, headers=headers).json
+    assert shown["status"] == "paused"
+    assert shown["status_reason"].startswith(f'Not started: Campaign {campaign.id} "Reunite')
+    assert "is closed" in shown["status_reason"]
+    assert "is closed" in client.get(f"{url}/status", headers=headers).json["reason"]
+
+    refused = client.post(f"{url}/resume", headers=headers)
+    assert refused.status_code == 409
+    assert refused.json["error"]["code"] == "campaign_not_open"
+    assert "is closed" in refused.json["error"]["message"]
+    client.patch(f"/api/v1/campaigns/{campaign.id}", json={"status": "open"}, headers=headers)
+    resumed = client.post(f"{url}/resume", headers=headers)
+    assert resumed.status_code == 200 and resumed.json["status"] == "scheduled"

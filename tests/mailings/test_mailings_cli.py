@@ -115,3 +115,35 @@ def test_status_watch_ends_when_the_mailing_has_stopped(run, settings, redis_con
     assert watched.exit_code == 0, watched.output
     assert "cancelled" in watched.output
     assert watched.output.strip().endswith(f"Mailing {mailing.id} is cancelled.")
+
+
+def test_create_with_a_campaign_show_it_and_send_only_once_it_is_open(run, redis_conn):
+    from app.campaigns.models import CampaignStatus
+    from tests.campaigns.conftest import make_campaign
+
+    network = make_list()
+    make_supporters(2, mailing_list=network)
+    campaign = make_campaign(status=CampaignStatus.DRAFT)
+    args = ["create", "--name", "Alert", "--subject", "Hi", "--layout", "demo_28_children"]
+    unknown = run(*args, "--list", network.name, "--campaign", "424242")
+    assert unknown.exit_code == 1 and "campaign_id: No campaign with id 424242." in unknown.output
+    created = run(*args, "--list", network.name, "--campaign", str(campaign.id))
+    assert created.exit_code == 0, created.output
+    mailing = db.session.scalar(select(Mailing).where(Mailing.name == "Alert"))
+    assert mailing.campaign_id == campaign.id
+    mid = str(mailing.id)
+
+    shown = run("show", mid).output
+    assert f'campaign:    {campaign.id} "Reunite a family seeking safety" (draft)' in shown
+
+    refused = run("send", mid)
+    assert refused.exit_code == 1
+    assert f'Campaign {campaign.id} "Reunite a family seeking safety" is a draft' in refused.output
+    assert "open it before sending" in refused.output
+    assert run("send", mid, "--at", "2030-01-01T09:00+00:00").exit_code == 1
+    assert db.session.get(Mailing, mailing.id).status == MailingStatus.DRAFT
+
+    campaign.status = CampaignStatus.OPEN
+    db.session.flush()
+    assert f'{campaign.id} "Reunite a family seeking safety" (open)' in run("show", mid).output
+    assert run("send", mid).exit_code == 0

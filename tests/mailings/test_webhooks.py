@@ -21,6 +21,7 @@ from app import create_app
 from app.extensions import db
 from app.mailings.models import BounceEvent, BounceKind
 from app.mailings.webhooks import webhooks_blueprint
+from app.security import WEBHOOK_MAX_BYTES
 from app.supporters.models import SubscriptionStatus, Supporter
 from tests.mailings import make_delivery, make_mailing, make_supporter
 
@@ -478,3 +479,34 @@ def test_oversized_bodies_are_refused(hook_client):
     response = post_events(hook_client, b"{" + b" " * (3 * 1024 * 1024) + b"}")
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "payload_too_large"
+
+
+DEEP_JSON = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
+def test_deeply_nested_sns_body_is_a_bad_request_before_authentication(hook_client):
+    response = post_sns(hook_client, {}, raw=DEEP_JSON)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_deeply_nested_signed_bounce_body_is_a_bad_request(hook_client, depth):
+    body = b'{"events": [' + b"[" * depth + b"]" * depth + b"]}"
+    response = post_events(hook_client, body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_json"
+    assert event_count() == 0
+
+
+def test_nul_in_a_signed_event_is_a_validation_error(hook_client):
+    event = {"type": "complaint", "email": "nul@example.org", "id": "e-1", "reason": "a\x00b"}
+    response = post_events(hook_client, {"events": [event]})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "validation_error"
+    assert event_count() == 0
+
+
+def test_webhook_bodies_above_the_webhook_limit_are_refused(hook_client):
+    response = post_events(hook_client, b"{" + b" " * WEBHOOK_MAX_BYTES + b"}")
+    assert response.status_code == 413

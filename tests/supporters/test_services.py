@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app import privacy
 from app.extensions import db
 from app.supporters import services
 from app.supporters.csvformat import email_hash
@@ -58,8 +59,8 @@ def test_erase_stores_the_hash_of_suppressed_addresses_only():
     kept, _ = services.upsert_supporter({"email": "keep@example.org"}, actor="t")
     gone, _ = services.upsert_supporter({"email": "gone@example.org"}, actor="t")
     services.set_status(gone, S.COMPLAINED, consent=None, actor="t")
-    services.erase_supporter(kept)
-    services.erase_supporter(gone)
+    privacy.erase_supporter(kept)
+    privacy.erase_supporter(gone)
     assert db.session.get(ErasedEmail, email_hash("keep@example.org")) is None
     assert db.session.get(ErasedEmail, email_hash("gone@example.org")).status == S.COMPLAINED
     again, created = services.upsert_supporter({"email": "gone@example.org"}, actor="t")

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from app import create_app
+from app.clock import run_ticks
 from app.db import utcnow
 from app.extensions import db
-from app.mailings.fanout import sweep
 from app.tracking import buffer, services
 from app.tracking.models import EventKind, TrackingEvent
 from app.tracking.tokens import LinkClaims, Purpose
@@ -97,7 +97,7 @@ def test_an_unreadable_entry_is_dropped_and_the_rest_recorded(client, recipient,
 def test_the_worker_clock_drains_the_buffer(client, recipient, settings):
     client.get(recipient.path(Purpose.OPEN), headers=UA)
     buffer.outbox.flush()  # what the web process's outbox thread does within FLUSH_SECONDS
-    assert sweep(settings)["events"] == 1
+    assert run_ticks(settings)["events"] == 1
     assert len(rows(EventKind.OPEN)) == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
@@ -129,3 +130,15 @@ def test_erased_supporter_is_410(client, recipient):
     db.session.delete(recipient.supporter)
     db.session.commit()
     assert client.get(recipient.path(Purpose.PREFERENCES)).status_code == 410
+
+
+@pytest.mark.parametrize("keep", ["\u00b2", "\u0663", "99999999999999999999", "-1", "0", ""])
+def test_odd_keep_values_are_ignored_not_a_500(client, recipient, keep):
+    ids = add_lists(recipient, "Urgent Action", "Newsletter")
+    token = recipient.token(Purpose.PREFERENCES)
+    response = client.post(
+        f"/p/{token}",
+        data={"token": token, "action": "save", "keep": [str(ids["Newsletter"]), keep]},
+    )
+    assert response.status_code == 200
+    assert member_of(recipient) == {ids["Newsletter"]}

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.mailings.models import DeliveryStatus
-from app.supporters.services import erase_supporter
+from app.privacy import erase_supporter
 from app.tracking.models import TrackingEvent
 from app.tracking.stats import mailing_stats
 from app.tracking.tokens import Purpose

@@ -1,0 +1,397 @@
+"""Actions typed on a public form wait until the owner of the address confirms them.
+
+Anyone can type anyone's address, so an action from /campaigns/<slug> or "Not Jane?" is held in
+campaign_pending_actions and a link is mailed to that address. Only the POST behind that link
+finds or creates the supporter and records the action with the letter held for it; until then
+there is no supporter row, no action and no letter (so a flood never reaches a target's hourly
+letter cap), and the real supporter is never told they "already acted". The typist always sees
+the same "check your inbox" page, so the form never tells whether an address is known.
+
+The confirmation link is signed for its own purpose (salt "clarion.confirm-action"), carries the
+pending row's id only, expires after CONFIRM_MAX_AGE and works once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.utils import parseaddr
+
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from rq import Retry
+from sqlalchemy import delete, func, select
+
+from app.campaigns import services
+from app.campaigns.models import Action, Campaign, CampaignKind, PendingAction
+from app.config import Settings
+from app.db import utcnow
+from app.extensions import db
+from app.queues import QueueName, enqueue_after_commit
+from app.supporters.models import Supporter
+from app.supporters.privacy import iso
+from app.supporters.services import find_by_email, normalise_email
+from app.tracking.tokens import TokenError, TokenExpired
+from mailers.plain import build_plain_message
+from mailers.transport import PermanentFailure, SmtpTransport
+
+CONFIRM_SALT = "clarion.confirm-action"
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+# However often an address is typed, it gets at most this many confirmation mails a day: the
+# form must not become a way to flood someone's inbox from our domain.
+MAILS_PER_ADDRESS_PER_DAY = 3
+BURST_WINDOW = timedelta(minutes=10)
+BURST_PER_CLIENT = 5
+BURST_PER_CAMPAIGN = 200
+FLAG_CLIENT_BURST = "many from one network"
+FLAG_CAMPAIGN_BURST = "many on this campaign"
+
+JOB = "workers.confirmations.send_action_confirmation"
+JOB_OPTIONS = {"job_timeout": 60, "result_ttl": 600, "failure_ttl": 7 * 24 * 3600}
+
+
+class ConfirmTokens:
+    """Sign and read confirmation links: the pending action's id, nothing else."""
+
+    def __init__(self, secret_keys: tuple[str, ...]):
+        # itsdangerous signs with the last key and verifies with all: put the signing key last.
+        self._serializer = URLSafeTimedSerializer(list(reversed(secret_keys)), salt=CONFIRM_SALT)
+
+    def dumps(self, pending_id: int) -> str:
+        return self._serializer.dumps([int(pending_id)])
+
+    def loads(self, token: str, max_age: int = CONFIRM_MAX_AGE) -> int:
+        try:
+            payload = self._serializer.loads(token, max_age=max_age)
+        except SignatureExpired as exc:
+            raise TokenExpired(str(exc)) from exc
+        except (BadData, UnicodeError, ValueError) as exc:
+            raise TokenError(str(exc)) from exc
+        if (
+            not isinstance(payload, list)
+            or len(payload) != 1
+            or not isinstance(payload[0], int)
+            or isinstance(payload[0], bool)
+        ):
+            raise TokenError("token payload has the wrong shape")
+        return payload[0]
+
+
+def confirm_url(settings: Settings, pending_id: int) -> str:
+    return f"{settings.base_url}/confirm/{ConfirmTokens(settings.secret_keys).dumps(pending_id)}"
+
+
+def masked_email(email: str) -> str:
+    """Return "j…@example.org": enough for the typist to spot a typo, not to read the address."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}…@{domain}"
+
+
+def hold_action(
+    campaign: Campaign,
+    *,
+    name: str,
+    email: str,
+    town: str,
+    consent: bool,
+    letter_body: str | None,
+    channel: str,
+    consent_channel: str,
+    consent_detail: str,
+    client_hash: str | None,
+    settings: Settings,
+    mailing_id: int | None = None,
+) -> tuple[str, PendingAction | None]:
+    """Hold the action until its address confirms; return (normalised email, pending row).
+
+    Raises CampaignError for details the form must ask again. The row is None when the address
+    has had its day's confirmation mails: nothing more is stored, and the page reads the same.
+    """
+    name, email, town = services.check_details(name, email, town, consent=consent)
+    letter_body = services.clean_text(letter_body).strip() or None
+    services.check_letter_length(letter_body)
+    now = utcnow()
+    mailed_today = db.session.scalar(
+        select(func.count())
+        .select_from(PendingAction)
+        .where(PendingAction.email == email, PendingAction.created_at > now - timedelta(days=1))
+    )
+    if mailed_today >= MAILS_PER_ADDRESS_PER_DAY:
+        return email, None
+    pending = PendingAction(
+        campaign_id=campaign.id,
+        mailing_id=mailing_id,
+        email=email,
+        name=name,
+        town=town,
+        letter_body=letter_body,
+        channel=channel,
+        consent_channel=consent_channel,
+        consent_detail=consent_detail[:300],
+        client_hash=client_hash,
+        flagged_reason=_burst_reason(campaign.id, client_hash, now),
+        created_at=now,
+    )
+    db.session.add(pending)
+    db.session.flush()
+    enqueue_after_commit(
+        db.session,
+        settings,
+        QueueName.DEFAULT,
+        JOB,
+        pending.id,
+        job_id=f"confirm-action-{pending.id}",
+        retry=Retry(max=5, interval=[30, 120, 600, 1800, 3600]),
+        **JOB_OPTIONS,
+    )
+    return email, pending
+
+
+def _burst_reason(campaign_id: int, client_hash: str | None, now) -> str | None:
+    """Say why staff should look at this row: many rows from its network, or on its campaign."""
+    since = now - BURST_WINDOW
+    recent = select(func.count()).select_from(PendingAction).where(PendingAction.created_at > since)
+    if client_hash and (
+        db.session.scalar(recent.where(PendingAction.client_hash == client_hash))
+        >= BURST_PER_CLIENT
+    ):
+        return FLAG_CLIENT_BURST
+    if db.session.scalar(recent.where(PendingAction.campaign_id == campaign_id)) >= (
+        BURST_PER_CAMPAIGN
+    ):
+        return FLAG_CAMPAIGN_BURST
+    return None
+
+
+def confirmation_message(pending: PendingAction, settings: Settings) -> tuple[bytes, str]:
+    """Return the confirmation mail: our words and the campaign's title only.
+
+    Nothing the typist wrote (name, letter) goes into it, so the form cannot be used to send
+    someone else's text to any address from our domain.
+    """
+    campaign = db.session.get(Campaign, pending.campaign_id)
+    _, sender = parseaddr(settings.mail_from)
+    what = {
+        CampaignKind.LETTER: "send the letter",
+        CampaignKind.PETITION: "add your name to the petition",
+    }.get(campaign.kind, "record your action")
+    body = (
+        "Hello,\n\n"
+        f"Someone, we hope it was you, used this email address to act on “{campaign.title}”"
+        f" with {settings.organisation_name}.\n\n"
+        f"Nothing has been sent in your name yet. To {what}, open this link and press the"
+        " button on the page:\n\n"
+        f"{confirm_url(settings, pending.id)}\n\n"
+        f"The link works for {CONFIRM_MAX_AGE // 86400} days. If this was not you, ignore this"
+        " email: nothing will be sent, you will not be added to any list, and we delete the"
+        " request when the link expires.\n\n"
+        f"{settings.organisation_name}\n{settings.postal_address}\n"
+    )
+    return build_plain_message(
+        sender=sender,
+        to=pending.email,
+        subject=f"Please confirm your action: {campaign.title}",
+        body=body,
+        from_name=settings.organisation_name,
+        message_id_domain=sender.rpartition("@")[2] or "localhost",
+        extra_headers={"Auto-Submitted": "auto-generated"},
+    )
+
+
+def send_confirmation(pending_id: int, settings: Settings, *, transport=None) -> str:
+    """Mail the confirmation link once; return sent, failed or done (nothing to do).
+
+    Temporary SMTP failures raise, so RQ retries. A worker killed between the server's
+    acceptance and the commit sends the same link again: harmless, it still works once.
+    """
+    pending = db.session.scalar(
+        select(PendingAction).where(PendingAction.id == pending_id).with_for_update()
+    )
+    if pending is None or pending.mail_sent_at is not None or pending.confirmed_at is not None:
+        db.session.rollback()
+        return "done"
+    data, message_id = confirmation_message(pending, settings)
+    own = transport is None
+    transport = transport or SmtpTransport(settings.smtp)
+    try:
+        transport.send(parseaddr(settings.mail_from)[1], pending.email, data)
+    except PermanentFailure:
+        db.session.rollback()
+        return "failed"
+    finally:
+        if own:
+            transport.close()
+    pending.mail_sent_at, pending.mail_message_id = utcnow(), message_id
+    db.session.commit()
+    return "sent"
+
+
+class ConfirmProblem(Exception):
+    """The confirmation link cannot be used; `status` is 400 or 410."""
+
+    def __init__(self, status: int, title: str, message: str):
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+def pending_for_token(token: str, settings: Settings, *, lock: bool = False) -> PendingAction:
+    """Return the unconfirmed pending action the link names, or raise ConfirmProblem."""
+    try:
+        pending_id = ConfirmTokens(settings.secret_keys).loads(token)
+    except TokenExpired as exc:
+        raise ConfirmProblem(
+            410,
+            "This link has expired",
+            "Confirmation links work for a week. Please take the action again on the "
+            "campaign page.",
+        ) from exc
+    except TokenError as exc:
+        raise ConfirmProblem(
+            400,
+            "This link is not valid",
+            "The link may have been cut short when it was copied. Please open it again from "
+            "the email, or copy the whole address.",
+        ) from exc
+    stmt = select(PendingAction).where(PendingAction.id == pending_id)
+    pending = db.session.scalar(stmt.with_for_update() if lock else stmt)
+    if pending is None:
+        raise ConfirmProblem(
+            410,
+            "This link no longer works",
+            "We no longer hold this request. If you still want to act, please do so again on "
+            "the campaign page.",
+        )
+    if pending.confirmed_at is not None:
+        raise ConfirmProblem(
+            410,
+            "Already confirmed",
+            "This link has been used already, so your action is recorded. Thank you.",
+        )
+    return pending
+
+
+def confirm_action(pending: PendingAction, settings: Settings) -> tuple[Supporter, Action, bool]:
+    """Record the held action as the address's owner's; return (supporter, action, created).
+
+    A new address becomes a subscribed supporter with the consent the form recorded; an existing
+    supporter is not renamed or resubscribed (services.supporter_for_details). Raises
+    CampaignError if the campaign closed meanwhile (callers show the closed page first).
+    """
+    campaign = db.session.get(Campaign, pending.campaign_id)
+    supporter = services.supporter_for_details(
+        pending.name,
+        pending.email,
+        pending.town,
+        consent=True,
+        channel=pending.consent_channel,
+        detail=pending.consent_detail,
+    )
+    action, created = services.record_action(
+        campaign,
+        supporter,
+        channel=pending.channel,
+        letter_body=pending.letter_body,
+        settings=settings,
+    )
+    pending.confirmed_at, pending.action_id = utcnow(), action.id
+    return supporter, action, created
+
+
+def letter_to_confirm(pending: PendingAction, campaign: Campaign) -> str | None:
+    """Return the letter the confirmation will send, as record_action will write it."""
+    if campaign.kind != CampaignKind.LETTER:
+        return None
+    if pending.letter_body:
+        return pending.letter_body
+    # The page is the address owner's alone: it may show their name as we hold it.
+    known = find_by_email(pending.email)
+    if known is not None:
+        return services.model_letter(campaign, known.full_name, services.supporter_town(known))
+    return services.model_letter(campaign, pending.name, pending.town)
+
+
+def pending_summary(campaign_id: int, now=None) -> dict:
+    """Count the campaign's held actions for staff: waiting, flagged (and why), confirmed."""
+    now = now or utcnow()
+    live = PendingAction.created_at > now - timedelta(seconds=CONFIRM_MAX_AGE)
+    of_campaign = PendingAction.campaign_id == campaign_id
+    waiting = PendingAction.confirmed_at.is_(None)
+    counts = db.session.execute(
+        select(
+            func.count().filter(waiting),
+            func.count().filter(waiting, PendingAction.flagged_reason.is_not(None)),
+            func.count().filter(PendingAction.confirmed_at.is_not(None)),
+            func.count().filter(PendingAction.created_at > now - timedelta(hours=1)),
+        ).where(of_campaign, live)
+    ).one()
+    reasons = db.session.execute(
+        select(PendingAction.flagged_reason, func.count())
+        .where(of_campaign, live, waiting, PendingAction.flagged_reason.is_not(None))
+        .group_by(PendingAction.flagged_reason)
+    )
+    return {
+        "waiting": counts[0],
+        "flagged": counts[1],
+        "confirmed": counts[2],
+        "last_hour": counts[3],
+        "flagged_reasons": dict(reasons.all()),
+        "window_days": CONFIRM_MAX_AGE // 86400,
+    }
+
+
+def _rows_for_email(email: str):
+    try:
+        email = normalise_email(email)
+    except ValueError:
+        email = (email or "").strip().lower()
+    return PendingAction.email == email
+
+
+def export_pending_for_email(email: str) -> list[dict]:
+    """Return the held (and recently confirmed) actions typed with this address (GDPR art. 15)."""
+    rows = db.session.execute(
+        select(PendingAction, Campaign.title, Campaign.slug)
+        .join(Campaign, Campaign.id == PendingAction.campaign_id)
+        .where(_rows_for_email(email))
+        .order_by(PendingAction.id)
+    )
+    return [
+        {
+            "campaign_id": pending.campaign_id,
+            "campaign_title": title,
+            "campaign_slug": slug,
+            "name": pending.name,
+            "town": pending.town,
+            "letter_body": pending.letter_body,
+            "channel": pending.channel,
+            "consent_channel": pending.consent_channel,
+            "consent_detail": pending.consent_detail,
+            "created_at": iso(pending.created_at),
+            "confirmation_mailed_at": iso(pending.mail_sent_at),
+            "confirmed_at": iso(pending.confirmed_at),
+        }
+        for pending, title, slug in rows
+    ]
+
+
+def erase_pending_for_email(email: str) -> int:
+    """Delete every held action typed with this address (GDPR art. 17); return how many."""
+    result = db.session.execute(
+        delete(PendingAction)
+        .where(_rows_for_email(email))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def purge_expired_pending(settings: Settings, now=None) -> int:
+    """Delete held actions whose link has expired (confirmed or not); return how many.
+
+    Unconfirmed rows may hold the name and words of someone who typed a stranger's address:
+    keep them no longer than the link works.
+    """
+    cutoff = (now or utcnow()) - timedelta(seconds=CONFIRM_MAX_AGE)
+    result = db.session.execute(
+        delete(PendingAction)
+        .where(PendingAction.created_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
