@@ -21,7 +21,7 @@ help:
 	@echo "make bench    run the benchmarks in bench/ (bench-smoke: the same at small sizes)"
 	@echo "make lock     regenerate requirements*.lock after changing pyproject.toml"
 	@echo "make upgrade  move every pin in the lock files to the newest release that fits"
-	@echo "make lint     ruff check and format check"
+	@echo "make lint     ruff check, import layers (lint-imports) and format check"
 	@echo "make format   apply ruff fixes and formatting"
 	@echo "make migrate  apply database migrations (DATABASE_URL, default var/clarion.db)"
 	@echo "make setup    create .venv and install Clarion with its dev dependencies"
@@ -50,6 +50,7 @@ test: setup
 	scripts/ensure-test-packages.sh test bench
 	scripts/ensure-services.sh postgres redis
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	@$(MAKE) --no-print-directory check-lock check-deps
 	TEST_PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory bench-smoke
@@ -82,6 +83,7 @@ bench-smoke: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 format: setup

@@ -6,7 +6,8 @@ from flask import Flask, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
+from app.errors import DomainError
 from app.security import install_int_converter, install_security
 
 
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     if test_config:
         app.config.update(test_config)
 
+    # This file's imports of app modules stay inside functions: every `import app.<module>`
+    # (mailers/ and workers/ import app.config) runs this file first, before any domain.
     from app.extensions import api, db, init_limiter, migrate
 
     db.init_app(app)
@@ -73,8 +76,6 @@ def _engine_options(database_url: str) -> dict:
 
 
 def _migrations_dir():
-    from app.config import PROJECT_ROOT
-
     return PROJECT_ROOT / "migrations"
 
 
@@ -89,7 +90,7 @@ def _import_models() -> None:
 
 
 def _register_api(api) -> None:
-    from app.api.registry import register_blueprints
+    from app.routes import register_blueprints
 
     register_blueprints(api)
 
@@ -101,7 +102,11 @@ def _register_pages(app: Flask) -> None:
 
 
 def _register_error_pages(app: Flask) -> None:
-    from app.api.errors import http_error_response, unexpected_error_response
+    from app.api.errors import (
+        domain_error_response,
+        http_error_response,
+        unexpected_error_response,
+    )
 
     def wants_json() -> bool:
         return request.path.startswith("/api/") or request.path.startswith("/webhooks/")
@@ -113,6 +118,16 @@ def _register_error_pages(app: Flask) -> None:
         return render_template(
             "error.html", status=exc.code, title=exc.name, message=exc.description
         ), exc.code
+
+    @app.errorhandler(DomainError)
+    def handle_domain_error(exc: DomainError):
+        # A refusal a service raised on purpose: its own status and words, never a 500.
+        # Supporter pages (tracking, campaigns) answer with their own problem page instead.
+        if wants_json():
+            return domain_error_response(exc)
+        return render_template(
+            "error.html", status=exc.status, title=exc.title, message=exc.message
+        ), exc.status
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

@@ -18,7 +18,9 @@ from flask import current_app
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.campaigns.demo import load_demo_campaigns
 from app.db import utcnow
+from app.extensions import db
 from app.mailings.models import Mailing
 from app.supporters.models import (
     CustomField,
@@ -340,14 +342,10 @@ def demo_cli() -> None:
 @demo_cli.command("load")
 def load_command() -> None:
     """Load demo lists, tags, supporters, a segment and a draft mailing (safe to run again)."""
-    from app.extensions import db
-
     if current_app.config["CLARION"].is_production:
         raise click.ClickException("Refusing to load fake supporters into a production database.")
     summary = load_demo_data(db.session)
     summary.mailings = load_demo_mailing(db.session, current_app.config["CLARION"])
-    from app.campaigns.demo import load_demo_campaigns
-
     click.echo(f"Demo campaigns added: {load_demo_campaigns(db.session)}")
     db.session.commit()
     click.echo("Demo data added: " + ", ".join(summary.lines()))

@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from app.config import Settings
+from app.queues import redis_key
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -46,5 +47,5 @@ def init_limiter(app: Flask, settings: Settings) -> None:
     app.config.setdefault(
         "RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1}
     )
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{settings.queue_prefix}:limits")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", redis_key(settings, "limits"))
     limiter.init_app(app)

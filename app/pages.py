@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from app.campaigns.views import register_campaign_pages
+from app.devmail import register_devmail
+from app.mailings.webhooks import webhooks_blueprint
+from app.tracking.views import register_tracking
+
 home = Blueprint("home", __name__)
 
 
@@ -18,11 +23,6 @@ def healthz():
 
 
 def register_pages(app) -> None:
-    from app.campaigns.views import register_campaign_pages
-    from app.devmail import register_devmail
-    from app.mailings.webhooks import webhooks_blueprint
-    from app.tracking.views import register_tracking
-
     app.register_blueprint(home)
     app.register_blueprint(webhooks_blueprint)
     register_tracking(app)

@@ -1,8 +1,8 @@
-"""Redis connection, Clarion's named RQ queues, and enqueueing only after the commit.
+"""Redis connection and keys, Clarion's named RQ queues, and work deferred until the commit.
 
 A job enqueued before the transaction that created its rows commits can run before those rows
-are visible (or after they were rolled back), so services call `enqueue_after_commit` and the
-jobs are pushed to Redis by the session's after_commit hook.
+are visible (or after they were rolled back), so services enqueue through app/jobs.py with
+`after_commit_of=session` and the jobs are pushed to Redis by the session's after_commit hook.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from functools import cache, partial
+from functools import cache
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -41,8 +41,13 @@ def redis_connection(url: str) -> Redis:
     return Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5)
 
 
+def redis_key(settings: Settings, *parts: object) -> str:
+    """Build a Redis key under this deployment's QUEUE_PREFIX: the one place keys are named."""
+    return ":".join([settings.queue_prefix, *(str(part) for part in parts)])
+
+
 def queue_key(settings: Settings, name: QueueName | str) -> str:
-    return f"{settings.queue_prefix}:{QueueName(name).value}"
+    return redis_key(settings, QueueName(name).value)
 
 
 def get_queue(settings: Settings, name: QueueName | str) -> Queue:
@@ -63,17 +68,6 @@ def all_queues(settings: Settings) -> list[Queue]:
 def call_after_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run `callback` once `session` commits; forget it if the session rolls back."""
     session.info.setdefault("clarion_after_commit", []).append(callback)
-
-
-def enqueue_after_commit(
-    session: Session, settings: Settings, queue: QueueName, func: str, *args, **options
-) -> None:
-    """Enqueue `func(*args)` on `queue` once `session` commits; drop it if it rolls back."""
-    call_after_commit(session, partial(enqueue_now, settings, queue, func, *args, **options))
-
-
-def enqueue_now(settings: Settings, queue: QueueName, func: str, *args, **options):
-    return get_queue(settings, queue).enqueue(func, *args, **options)
 
 
 def job_is_live(settings: Settings, job_id: str | None, *, stale_after: float | None) -> bool:

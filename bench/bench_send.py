@@ -146,10 +146,10 @@ def make_draft(db, list_id: int, name: str):
 
 
 def sample_message(settings: Settings, mailing, db) -> bytes:
+    from app.links.tokens import TokenService
     from app.mailings.launch import freeze_mailing
     from app.mailings.recipients import build_factory, recipient_for
     from app.supporters.models import Supporter
-    from app.tracking.tokens import TokenService
 
     freeze_mailing(mailing, settings)
     db.session.flush()

@@ -30,10 +30,10 @@ from app import create_app
 from app.config import PROJECT_ROOT, Settings, normalise_database_url
 from app.db import utcnow
 from app.extensions import db
+from app.links.tokens import Purpose, TokenService
 from app.mailings.models import Mailing, MailingLink, MailingStatus
 from app.queues import redis_connection
 from app.tracking.buffer import drain_events, events_key
-from app.tracking.tokens import Purpose, TokenService
 from mailers.render import freeze
 
 # `make bench-smoke` sets a suffix and its own Redis db so it never meets a full run or pytest.

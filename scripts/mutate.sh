@@ -36,7 +36,7 @@ BARE="env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 TEST_RUN_ID=mut TEST_REDIS_DB_OFFSET=
 
 # module -> "pytest options and test files" (its own tests; the fastest killers first).
 declare -A TESTS=(
-  [app/tracking/tokens.py]="$NO_DB tests/tracking/test_tokens_golden.py tests/tracking/test_tokens.py"
+  [app/links/tokens.py]="$NO_DB tests/tracking/test_tokens_golden.py tests/tracking/test_tokens.py"
   [mailers/merge.py]="$NO_DB tests/mailers/test_merge_sandbox.py tests/mailers/test_merge.py"
   [app/tracking/machine.py]="$NO_DB tests/tracking/test_machine_rules.py tests/tracking/test_machine.py"
   # test_throttle.py's two-process test needs the conftest (a database) and 3 s of real time;
@@ -45,7 +45,7 @@ declare -A TESTS=(
   [mailers/message.py]="tests/mailers/test_message_golden.py tests/mailers/test_message.py tests/mailers/test_qp_body.py"
   [app/supporters/csvformat.py]="tests/supporters/test_csvformat.py tests/supporters/test_import.py tests/supporters/test_export.py"
 )
-DEFAULT=(app/tracking/tokens.py mailers/merge.py app/tracking/machine.py app/mailings/throttle.py)
+DEFAULT=(app/links/tokens.py mailers/merge.py app/tracking/machine.py app/mailings/throttle.py)
 MODULES=("$@")
 [ ${#MODULES[@]} -eq 0 ] && MODULES=("${DEFAULT[@]}")
 

@@ -12,9 +12,9 @@ from app.campaigns.letters import deliver_letter
 from app.campaigns.models import Action, Letter, LetterStatus
 from app.campaigns.privacy import ERASED_LETTER, WITHDRAWN
 from app.extensions import db
+from app.links.tokens import Purpose, TokenService
 from app.mailings.models import BounceEvent, BounceKind, Delivery
 from app.supporters.models import ImportRejection, Supporter, SupporterImport
-from app.tracking.tokens import Purpose, TokenService
 from tests.campaigns.conftest import form_of, make_campaign, make_supporter
 from tests.tracking.conftest import (  # noqa: F401 (autouse fixtures: keep the event buffer ours)
     _empty_event_buffer,

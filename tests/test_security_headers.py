@@ -14,9 +14,9 @@ from app import create_app
 from app.campaigns.models import Campaign, CampaignKind, CampaignStatus
 from app.db import utcnow
 from app.extensions import db
+from app.links.tokens import Purpose, TokenService
 from app.security import CSP, HSTS
 from app.supporters.services import upsert_supporter
-from app.tracking.tokens import Purpose, TokenService
 from tests.factories import make_mailing
 
 

@@ -15,24 +15,22 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker, worker_registration
 from rq.serializers import JSONSerializer
 
-from app.queues import all_queues, redis_connection
-from workers import runtime
+from app.clock import run_ticks
+from app.extensions import db
+from app.queues import all_queues, redis_connection, redis_key
 
 log = logging.getLogger("clarion.worker")
 
 
 def run_clock(app, stop: threading.Event) -> None:
     """Run the clock's ticks every CLOCK_INTERVAL_SECONDS until `stop` is set; survive any error."""
-    from app.clock import run_ticks
-    from app.extensions import db
-
     settings = app.config["CLARION"]
     redis = redis_connection(settings.redis_url)
     while not stop.wait(settings.clock_interval):
         try:
             # Several workers may run a clock; one run per interval is enough.
             if not redis.set(
-                f"{settings.queue_prefix}:clock",
+                redis_key(settings, "clock"),
                 "1",
                 nx=True,
                 px=int(settings.clock_interval * 900),
@@ -92,7 +90,6 @@ def worker_command(burst: bool, no_clock: bool) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = current_app._get_current_object()
-    runtime.set_app(app)
     settings = app.config["CLARION"]
     stop = threading.Event()
     if not no_clock:

@@ -1,13 +1,12 @@
-"""RQ job: run a supporter CSV import."""
+"""RQ job for supporter imports: a thin wrapper around app.supporters.importer."""
 
 from __future__ import annotations
 
+from app.supporters import importer
+from workers.runtime import job_context
+
 
 def run_import(import_id: int) -> None:
-    """Run import `import_id` in a fresh app (the worker reads settings from the environment)."""
-    from app import create_app
-    from app.supporters import importer
-
-    app = create_app()
-    with app.app_context():
-        importer.run_import(import_id, app.config["CLARION"])
+    """Run supporter CSV import `import_id`."""
+    with job_context() as settings:
+        importer.run_import(import_id, settings)

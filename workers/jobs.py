@@ -4,28 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from app.mailings.launch import start_mailing as start
+from app.mailings.sending import send_batch as send
 from workers.runtime import job_context
 
 
 def start_mailing(mailing_id: int) -> bool:
     """Snapshot the audience of a due mailing and fan out its batches."""
-    from app.mailings.launch import start_mailing as start
-
     with job_context() as settings:
         return start(mailing_id, settings)
 
 
 def send_batch(mailing_id: int, batch_no: int) -> dict:
     """Send one batch of a mailing."""
-    from app.mailings.sending import send_batch as send
-
     with job_context() as settings:
         return asdict(send(mailing_id, batch_no, settings))
-
-
-def sweep() -> dict:
-    """Run the clock's ticks once: every domain's periodic work (app/clock.py)."""
-    from app.clock import run_ticks
-
-    with job_context() as settings:
-        return run_ticks(settings)

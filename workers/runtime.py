@@ -6,21 +6,22 @@ from contextlib import contextmanager
 
 from flask import Flask, current_app, has_app_context
 
+from app import create_app
+from app.extensions import db
+
 _app: Flask | None = None
 
 
-def set_app(app: Flask) -> None:
-    global _app
-    _app = app
-
-
 def get_app() -> Flask:
+    """Return the app jobs run in: the current one, else one built once for this process.
+
+    `clarion worker` runs its jobs inside the CLI's app context; only a plain `rq worker`
+    process builds its own app.
+    """
     global _app
     if has_app_context():
         return current_app._get_current_object()
     if _app is None:
-        from app import create_app
-
         _app = create_app()
     return _app
 
@@ -29,8 +30,6 @@ def get_app() -> Flask:
 def job_context():
     """Yield the settings inside an app context; always leave the session clean."""
     app = get_app()
-    from app.extensions import db
-
     with app.app_context():
         try:
             yield app.config["CLARION"]

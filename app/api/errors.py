@@ -7,6 +7,8 @@ import logging
 from flask import jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.errors import DomainError
+
 log = logging.getLogger(__name__)
 
 # Werkzeug's names ("Unprocessable Entity") become stable machine codes ("unprocessable_entity").
@@ -55,6 +57,11 @@ def error_body(status: int, code: str, message: str, details=None):
     response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
     response.status_code = status
     return response
+
+
+def domain_error_response(exc: DomainError):
+    """Answer a domain error a service raised, in the one error shape."""
+    return error_body(exc.status, exc.code, exc.message, exc.details)
 
 
 def http_error_response(exc: HTTPException):

@@ -22,6 +22,7 @@ from app.campaigns.models import (
     CampaignTarget,
     Letter,
 )
+from app.campaigns.services import letter_for_target
 from app.extensions import db
 from app.mailings.launch import hold_scheduled_mailings_of
 
@@ -35,14 +36,11 @@ campaigns = ApiBlueprint(
 
 def _apply(campaign: Campaign, data: dict) -> None:
     """Copy validated fields onto the campaign, turning a deadline date into its day's end."""
-    try:
-        timezone = data.get("timezone") or campaign.timezone or "UTC"
-        services.check_timezone(timezone)
-        if data.get("deadline_date"):
-            data["deadline"] = services.end_of_day(data.pop("deadline_date"), timezone)
-        data["timezone"] = timezone
-    except services.CampaignError as exc:
-        raise ApiError(422, "validation_error", str(exc), exc.details) from exc
+    timezone = data.get("timezone") or campaign.timezone or "UTC"
+    services.check_timezone(timezone)
+    if data.get("deadline_date"):
+        data["deadline"] = services.end_of_day(data.pop("deadline_date"), timezone)
+    data["timezone"] = timezone
     targets = data.pop("targets", None)
     for name, value in data.items():
         if name in ("kind", "status"):
@@ -188,7 +186,6 @@ def print_letters(campaign_id, target_id):
     target = db.session.get(CampaignTarget, target_id)
     if target is None or target.campaign_id != campaign.id:
         raise ApiError(404, "not_found", f"No target {target_id} in campaign {campaign_id}.")
-    from app.campaigns.services import letter_for_target
 
     letters = [
         {

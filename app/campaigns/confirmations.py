@@ -16,24 +16,22 @@ from __future__ import annotations
 from datetime import timedelta
 from email.utils import parseaddr
 
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
-from rq import Retry
 from sqlalchemy import delete, func, select
 
 from app.campaigns import services
 from app.campaigns.models import Action, Campaign, CampaignKind, PendingAction
 from app.config import Settings
 from app.db import utcnow
+from app.errors import DomainError
 from app.extensions import db
-from app.queues import QueueName, enqueue_after_commit
+from app.jobs import SEND_ACTION_CONFIRMATION, enqueue
+from app.links.tokens import ConfirmTokens, TokenError, TokenExpired
 from app.supporters.models import Supporter
 from app.supporters.privacy import iso
 from app.supporters.services import find_by_email, normalise_email
-from app.tracking.tokens import TokenError, TokenExpired
 from mailers.plain import build_plain_message
 from mailers.transport import PermanentFailure, SmtpTransport
 
-CONFIRM_SALT = "clarion.confirm-action"
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 # However often an address is typed, it gets at most this many confirmation mails a day: the
 # form must not become a way to flood someone's inbox from our domain.
@@ -43,36 +41,6 @@ BURST_PER_CLIENT = 5
 BURST_PER_CAMPAIGN = 200
 FLAG_CLIENT_BURST = "many from one network"
 FLAG_CAMPAIGN_BURST = "many on this campaign"
-
-JOB = "workers.confirmations.send_action_confirmation"
-JOB_OPTIONS = {"job_timeout": 60, "result_ttl": 600, "failure_ttl": 7 * 24 * 3600}
-
-
-class ConfirmTokens:
-    """Sign and read confirmation links: the pending action's id, nothing else."""
-
-    def __init__(self, secret_keys: tuple[str, ...]):
-        # itsdangerous signs with the last key and verifies with all: put the signing key last.
-        self._serializer = URLSafeTimedSerializer(list(reversed(secret_keys)), salt=CONFIRM_SALT)
-
-    def dumps(self, pending_id: int) -> str:
-        return self._serializer.dumps([int(pending_id)])
-
-    def loads(self, token: str, max_age: int = CONFIRM_MAX_AGE) -> int:
-        try:
-            payload = self._serializer.loads(token, max_age=max_age)
-        except SignatureExpired as exc:
-            raise TokenExpired(str(exc)) from exc
-        except (BadData, UnicodeError, ValueError) as exc:
-            raise TokenError(str(exc)) from exc
-        if (
-            not isinstance(payload, list)
-            or len(payload) != 1
-            or not isinstance(payload[0], int)
-            or isinstance(payload[0], bool)
-        ):
-            raise TokenError("token payload has the wrong shape")
-        return payload[0]
 
 
 def confirm_url(settings: Settings, pending_id: int) -> str:
@@ -132,16 +100,7 @@ def hold_action(
     )
     db.session.add(pending)
     db.session.flush()
-    enqueue_after_commit(
-        db.session,
-        settings,
-        QueueName.DEFAULT,
-        JOB,
-        pending.id,
-        job_id=f"confirm-action-{pending.id}",
-        retry=Retry(max=5, interval=[30, 120, 600, 1800, 3600]),
-        **JOB_OPTIONS,
-    )
+    enqueue(SEND_ACTION_CONFIRMATION, settings, pending.id, after_commit_of=db.session)
     return email, pending
 
 
@@ -224,18 +183,20 @@ def send_confirmation(pending_id: int, settings: Settings, *, transport=None) ->
     return "sent"
 
 
-class ConfirmProblem(Exception):
+class ConfirmProblem(DomainError):
     """The confirmation link cannot be used; `status` is 400 or 410."""
 
+    code = "confirmation_link_problem"
+
     def __init__(self, status: int, title: str, message: str):
-        super().__init__(message)
-        self.status, self.title, self.message = status, title, message
+        super().__init__(message, status=status)
+        self.title = title
 
 
 def pending_for_token(token: str, settings: Settings, *, lock: bool = False) -> PendingAction:
     """Return the unconfirmed pending action the link names, or raise ConfirmProblem."""
     try:
-        pending_id = ConfirmTokens(settings.secret_keys).loads(token)
+        pending_id = ConfirmTokens(settings.secret_keys).loads(token, max_age=CONFIRM_MAX_AGE)
     except TokenExpired as exc:
         raise ConfirmProblem(
             410,

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
 
-from rq import Retry
 from sqlalchemy import func, select
 
 from app.campaigns.models import Action, Campaign, CampaignTarget, Letter, LetterStatus
@@ -28,21 +27,14 @@ from app.campaigns.services import letter_for_target, supporter_town
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
-from app.queues import QueueName, enqueue_after_commit, enqueue_now, job_is_live
+from app.jobs import SEND_LETTER, enqueue
+from app.queues import job_is_live
 from app.supporters.models import Supporter
 from mailers.plain import build_plain_message
 from mailers.transport import LocalError, PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
-JOB = "workers.letters.send_letter"
-JOB_OPTIONS = {
-    "job_timeout": 120,
-    "result_ttl": 600,
-    "failure_ttl": 7 * 24 * 3600,
-    # Only for a job that crashes; send failures are recorded on the letter, not raised.
-    "retry": Retry(max=2, interval=[30, 300]),
-}
 # A job the clock enqueued but that never finished the letter is tried again this much later.
 REDRIVE_AFTER = timedelta(minutes=10)
 MAX_RETRY_DELAY = timedelta(hours=6)
@@ -53,23 +45,11 @@ def hourly_cap(settings: Settings) -> int:
     return settings.letters_per_target_per_hour
 
 
-def letter_job_id(letter_id: int) -> str:
-    return f"letter-{letter_id}"
-
-
 def queue_letter(letter_id: int, settings: Settings) -> None:
     """Mark the letter due now and send it from a worker once this transaction commits."""
     letter = db.session.get(Letter, letter_id)
     letter.next_attempt_at = utcnow()
-    enqueue_after_commit(
-        db.session,
-        settings,
-        QueueName.DEFAULT,
-        JOB,
-        letter_id,
-        job_id=letter_job_id(letter_id),
-        **JOB_OPTIONS,
-    )
+    enqueue(SEND_LETTER, settings, letter_id, after_commit_of=db.session)
 
 
 def redrive_due_letters(settings: Settings, now=None) -> int:
@@ -89,23 +69,16 @@ def redrive_due_letters(settings: Settings, now=None) -> int:
         .limit(REDRIVE_BATCH)
         .with_for_update(skip_locked=True)
     ).all()
-    stale_after = JOB_OPTIONS["job_timeout"] + 60
+    stale_after = SEND_LETTER.timeout + 60
     redriven = [
         letter
         for letter in due
-        if not job_is_live(settings, letter_job_id(letter.id), stale_after=stale_after)
+        if not job_is_live(settings, SEND_LETTER.job_id(letter.id), stale_after=stale_after)
     ]
     for letter in redriven:
         # Due again later only if this job never gets the letter out of `queued`.
         letter.next_attempt_at = now + REDRIVE_AFTER
-        enqueue_now(
-            settings,
-            QueueName.DEFAULT,
-            JOB,
-            letter.id,
-            job_id=letter_job_id(letter.id),
-            **JOB_OPTIONS,
-        )
+        enqueue(SEND_LETTER, settings, letter.id)
     if redriven:
         log.info("letters: re-enqueued %d due letters", len(redriven))
     return len(redriven)

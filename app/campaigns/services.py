@@ -22,13 +22,14 @@ from app.campaigns.models import (
     LetterStatus,
 )
 from app.db import utcnow
+from app.errors import Invalid
 from app.extensions import db
+from app.links.tokens import LinkClaims
 from app.supporters.models import Supporter
 from app.supporters.services import find_by_email, normalise_email, upsert_supporter
 from app.tracking import machine
 from app.tracking.models import EventKind
 from app.tracking.services import record_event
-from app.tracking.tokens import LinkClaims
 
 # Staff write summaries and thank-you notes; these are all the tags a supporter's page renders.
 ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "a", "blockquote", "h3"}
@@ -37,12 +38,8 @@ PLACEHOLDERS = ("salutation", "supporter_name", "supporter_town")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 
-class CampaignError(ValueError):
+class CampaignError(Invalid, ValueError):
     """Input a campaign service cannot use; `details` maps field names to messages."""
-
-    def __init__(self, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.details = details or {}
 
 
 def sanitise_html(text: str | None) -> str:
@@ -273,7 +270,7 @@ def record_action(
 
 
 def _create_letters(action: Action, campaign: Campaign, settings) -> None:
-    from app.campaigns.letters import queue_letter
+    from app.campaigns.letters import queue_letter  # letters imports this module
 
     for target in campaign.targets:
         letter = Letter(

@@ -17,20 +17,17 @@ from sqlalchemy import select
 
 from app.campaigns import confirmations, guards, services
 from app.campaigns.models import Campaign, CampaignKind, CampaignStatus
+from app.errors import DomainError
 from app.extensions import db, limiter
+from app.links.tokens import Purpose, TokenError
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
 from app.tracking import revocations
-from app.tracking.tokens import Purpose, TokenError
 from app.tracking.views import LinkProblem, link_problem_page, token_service, verified_link
 
 campaigns_pages = Blueprint("campaign_pages", __name__)
-campaigns_pages.register_error_handler(LinkProblem, link_problem_page)
-
-
-@campaigns_pages.errorhandler(confirmations.ConfirmProblem)
-def _confirm_problem_page(exc: confirmations.ConfirmProblem):
-    return link_problem_page(LinkProblem(exc.status, exc.title, exc.message))
+# LinkProblem, ConfirmProblem and any other domain error: the supporters' problem page.
+campaigns_pages.register_error_handler(DomainError, link_problem_page)
 
 
 @campaigns_pages.errorhandler(429)

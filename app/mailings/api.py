@@ -6,8 +6,6 @@ sends, pauses, resumes and cancels.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from flask import Response, current_app
 from sqlalchemy import select
 
@@ -19,10 +17,8 @@ from app.auth.models import Role
 from app.extensions import db
 from app.mailings import control, previews, services
 from app.mailings import schemas as s
-from app.mailings.launch import SendError
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
-from app.tracking import stats
 
 mailings = ApiBlueprint(
     "mailings",
@@ -30,19 +26,6 @@ mailings = ApiBlueprint(
     url_prefix="/mailings",
     description="Compose, preview, test and send mailings; pause, resume or cancel a send.",
 )
-
-
-@contextmanager
-def service_errors():
-    """Turn the mailing services' errors into API errors."""
-    try:
-        yield
-    except services.MailingError as exc:
-        raise ApiError(exc.status, exc.code, exc.message, exc.details) from exc
-    except control.ControlError as exc:
-        raise ApiError(409, "conflict", str(exc)) from exc
-    except SendError as exc:  # resume into a campaign that is not open
-        raise ApiError(409, exc.code, str(exc), exc.details) from exc
 
 
 def _locked(mailing_id: int) -> Mailing:
@@ -63,8 +46,7 @@ def create_mailing(data):
     Merge fields, the layout, the MJML and the audience ids are checked now: a mailing that
     could not be sent is refused with 422 and the problems per field.
     """
-    with service_errors():
-        mailing = services.create_mailing(data)
+    mailing = services.create_mailing(data)
     commit()
     return mailing
 
@@ -96,8 +78,7 @@ def get_mailing(mailing_id):
 def patch_mailing(data, mailing_id):
     """Change some fields of a draft (409 once it has been sent or scheduled)."""
     mailing = _locked(mailing_id)
-    with service_errors():
-        services.update_mailing(mailing, data)
+    services.update_mailing(mailing, data)
     commit()
     return mailing
 
@@ -108,8 +89,7 @@ def patch_mailing(data, mailing_id):
 def delete_mailing(mailing_id):
     """Delete a draft (409 once it has been sent or scheduled: its statistics stay)."""
     mailing = _locked(mailing_id)
-    with service_errors():
-        services.delete_mailing(mailing)
+    services.delete_mailing(mailing)
     commit()
 
 
@@ -139,8 +119,7 @@ def preview_mailing(args, mailing_id):
     supporter = None
     if args.get("supporter_id"):
         supporter = get_or_404(Supporter, args["supporter_id"], "supporter")
-    with service_errors():
-        rendered = previews.preview(mailing, supporter, current_app.config["CLARION"])
+    rendered = previews.preview(mailing, supporter, current_app.config["CLARION"])
     if args["format"] == "html":
         response = Response(rendered["html"], mimetype="text/html")
         # Staff-written HTML on the API's origin: no scripts, no same-origin access.
@@ -166,10 +145,9 @@ def test_send_mailing(data, mailing_id):
     supporter = None
     if data.get("supporter_id"):
         supporter = get_or_404(Supporter, data["supporter_id"], "supporter")
-    with service_errors():
-        results = previews.test_send(
-            mailing, data["to"], current_app.config["CLARION"], supporter=supporter
-        )
+    results = previews.test_send(
+        mailing, data["to"], current_app.config["CLARION"], supporter=supporter
+    )
     sent = sum(r["ok"] for r in results)
     return {"sent": sent, "failed": len(results) - sent, "results": results}
 
@@ -187,8 +165,7 @@ def send_mailing(data, mailing_id):
     is paused before it starts, with the reason in `status_reason`. Poll `/status` for progress.
     """
     mailing = _locked(mailing_id)
-    with service_errors():
-        services.send_mailing(mailing, current_app.config["CLARION"], at=data.get("at"))
+    services.send_mailing(mailing, current_app.config["CLARION"], at=data.get("at"))
     commit()
     return mailing
 
@@ -199,8 +176,7 @@ def send_mailing(data, mailing_id):
 def pause_mailing(mailing_id):
     """Pause a scheduled or sending mailing; workers stop after the message in hand."""
     mailing = _locked(mailing_id)
-    with service_errors():
-        control.pause(mailing, actor=current_actor())
+    control.pause(mailing, actor=current_actor())
     commit()
     return mailing
 
@@ -211,8 +187,7 @@ def pause_mailing(mailing_id):
 def resume_mailing(mailing_id):
     """Resume a paused mailing from where it stopped (409 while its campaign is not open)."""
     mailing = _locked(mailing_id)
-    with service_errors():
-        control.resume(mailing, current_app.config["CLARION"], actor=current_actor())
+    control.resume(mailing, current_app.config["CLARION"], actor=current_actor())
     commit()
     return mailing
 
@@ -223,8 +198,7 @@ def resume_mailing(mailing_id):
 def cancel_mailing(mailing_id):
     """Cancel for good: nothing more is sent; what was sent stays counted."""
     mailing = _locked(mailing_id)
-    with service_errors():
-        control.cancel(mailing, actor=current_actor())
+    control.cancel(mailing, actor=current_actor())
     commit()
     return mailing
 
@@ -235,15 +209,6 @@ def cancel_mailing(mailing_id):
 def mailing_status(mailing_id):
     """Report progress: deliveries by state, done/total, send rate and time left."""
     return services.status_report(get_or_404(Mailing, mailing_id, "mailing"))
-
-
-@mailings.get("/<int:mailing_id>/stats")
-@require_role(Role.ANALYST)
-@mailings.response(200, s.StatsSchema)
-def mailing_stats(mailing_id):
-    """Count unique opens, clicks, actions and unsubscribes, all and human-only, and deliveries."""
-    get_or_404(Mailing, mailing_id, "mailing")
-    return stats.mailing_stats(mailing_id)
 
 
 blueprints = [mailings]

@@ -15,6 +15,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
+from app.mailings.bounces import DsnImportSummary, record_dsn
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ def import_command(path: Path) -> None:
 
     Importing the same mailbox again records nothing new.
     """
-    from app.mailings.bounces import DsnImportSummary, record_dsn
-
     settings = current_app.config["CLARION"]
     summary = DsnImportSummary()
     try:

@@ -8,13 +8,14 @@ from sqlalchemy import func, select, update
 
 from app.config import Settings
 from app.db import utcnow
+from app.errors import Conflict
 from app.extensions import db
 from app.mailings.fanout import enqueue_send_batches
 from app.mailings.launch import check_campaign_open
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
 
 
-class ControlError(ValueError):
+class ControlError(Conflict, ValueError):
     """The mailing is not in a state that allows this."""
 
 

@@ -13,20 +13,18 @@ import logging
 import time
 from collections.abc import Iterable
 
-from rq import Queue, Retry
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
+from app.jobs import SEND_BATCH, prepared, queue_of
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
-from app.queues import QueueName, call_after_commit, get_queue, job_is_live, redis_connection
+from app.mailings.sending import finish_if_complete
+from app.queues import call_after_commit, job_is_live, redis_connection, redis_key
 
 log = logging.getLogger(__name__)
-
-
-SEND_BATCH_JOB = "workers.jobs.send_batch"
 
 
 def batch_job_timeout(settings: Settings, send_rate: float | None) -> int:
@@ -35,14 +33,8 @@ def batch_job_timeout(settings: Settings, send_rate: float | None) -> int:
     return int(seconds_per_batch * 3) + 60
 
 
-def send_batch_job_id(mailing_id: int, batch_no: int, generation: int | str) -> str:
-    # Deterministic within a generation (a second start enqueues nothing new); each sweep or
-    # resume is a new generation, so a job RQ still remembers does not swallow the new one.
-    return f"send-{mailing_id}-{batch_no}-{generation}"
-
-
 def _jobs_key(settings: Settings, mailing_id: int) -> str:
-    return f"{settings.queue_prefix}:mailing:{mailing_id}:batch-jobs"
+    return redis_key(settings, "mailing", mailing_id, "batch-jobs")
 
 
 def enqueue_send_batches(
@@ -55,9 +47,9 @@ def enqueue_send_batches(
 ) -> int:
     """Enqueue one send job per batch of `mailing`: the only way a send batch is queued.
 
-    Start, the sweep and resume all come here, so every batch job gets the same options: the
-    job id scheme, a timeout that fits the mailing's own `send_rate` (a slow mailing's batch
-    runs for minutes), the result and failure TTLs and the retries. With `after_commit_of`
+    Start, the sweep and resume all come here, so every batch job gets the same options:
+    SEND_BATCH's id scheme, TTLs and retries (app/jobs.py) and a timeout that fits the
+    mailing's own `send_rate` (a slow mailing's batch runs for minutes). With `after_commit_of`
     the jobs go to Redis once that session commits (what they need must be visible first).
     """
     # Read now: after a commit the row is expired and may not be loaded from a commit hook.
@@ -80,22 +72,14 @@ def _push_batch_jobs(
     generation: int | str,
 ) -> int:
     """Put the jobs on the send queue, one Redis round trip per 500 jobs."""
-    queue = get_queue(settings, QueueName.SEND)
+    queue = queue_of(SEND_BATCH, settings)
     connection = redis_connection(settings.redis_url)
     timeout = batch_job_timeout(settings, send_rate)
     for start in range(0, len(batch_nos), 500):
         chunk = batch_nos[start : start + 500]
-        job_ids = {b: send_batch_job_id(mailing_id, b, generation) for b in chunk}
+        job_ids = {b: SEND_BATCH.job_id(mailing_id, b, generation) for b in chunk}
         jobs = [
-            Queue.prepare_data(
-                SEND_BATCH_JOB,
-                args=(mailing_id, batch_no),
-                job_id=job_ids[batch_no],
-                timeout=timeout,
-                result_ttl=600,
-                failure_ttl=7 * 24 * 3600,
-                retry=Retry(max=3, interval=[5, 30, 120]),
-            )
+            prepared(SEND_BATCH, mailing_id, batch_no, job_id=job_ids[batch_no], timeout=timeout)
             for batch_no in chunk
         ]
         with connection.pipeline() as pipe:
@@ -178,8 +162,6 @@ def requeue_stalled_mailings(settings: Settings) -> int:
 
 def finish_completed_mailings(settings: Settings) -> int:
     """Mark sending mailings with no rows left to send as sent."""
-    from app.mailings.sending import finish_if_complete
-
     ids = db.session.scalars(
         select(Mailing.id).where(Mailing.status == MailingStatus.SENDING)
     ).all()
@@ -192,7 +174,7 @@ def hold_mailings_of_closed_campaigns(settings: Settings) -> int:
     Runs before start_due_mailings, due or not, so a mailing's status says why as soon as its
     campaign is closed, back to draft or past its deadline.
     """
-    from app.mailings.launch import hold_unless_campaign_open
+    from app.mailings.launch import hold_unless_campaign_open  # launch imports this module
 
     scheduled = db.session.scalars(
         select(Mailing.id).where(

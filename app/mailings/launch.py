@@ -11,25 +11,20 @@ from sqlalchemy import func, insert, literal, select, text, update
 from app.campaigns.models import Campaign, CampaignStatus
 from app.config import Settings
 from app.db import utcnow
+from app.errors import Conflict
 from app.extensions import db
+from app.jobs import START_MAILING, enqueue
 from app.mailings.fanout import enqueue_send_batches
 from app.mailings.models import Delivery, Mailing, MailingLink, MailingStatus
 from app.mailings.recipients import TEMPLATES_DIR
-from app.queues import QueueName, call_after_commit, enqueue_after_commit, get_queue
 from app.supporters.models import CustomField
 from app.supporters.segments import audience_query
 from mailers.merge import allowed_fields
 from mailers.render import freeze
 
 
-class SendError(ValueError):
+class SendError(Conflict, ValueError):
     """The mailing cannot be sent as it is; the message says why."""
-
-    code = "conflict"
-
-    def __init__(self, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.details = details or {}
 
 
 class CampaignNotOpen(SendError):
@@ -207,29 +202,10 @@ def request_send(mailing: Mailing, settings: Settings, *, at: datetime | None = 
     mailing.scheduled_at = at or utcnow()
     mailing.status_reason = None
     db.session.flush()
-    if at is not None and at > utcnow():
-        enqueue_after_commit_at(mailing.id, settings, at)
-    else:
-        enqueue_after_commit(
-            db.session,
-            settings,
-            QueueName.SEND,
-            "workers.jobs.start_mailing",
-            mailing.id,
-            job_id=f"start-{mailing.id}",
-            job_timeout=1800,
-        )
-
-
-def enqueue_after_commit_at(mailing_id: int, settings: Settings, at: datetime) -> None:
-    # RQ's scheduler (run inside every `clarion worker`) moves the job onto the queue at `at`;
-    # the clock starts the mailing anyway if Redis lost the scheduled job.
-    def schedule() -> None:
-        get_queue(settings, QueueName.SEND).enqueue_at(
-            at, "workers.jobs.start_mailing", mailing_id, job_id=f"start-{mailing_id}"
-        )
-
-    call_after_commit(db.session, schedule)
+    # A later start goes to RQ's scheduler (run inside every `clarion worker`), which moves the
+    # job onto the queue at `at`; the clock starts the mailing anyway if Redis lost the job.
+    later = at if at is not None and at > utcnow() else None
+    enqueue(START_MAILING, settings, mailing.id, after_commit_of=db.session, at=later)
 
 
 def start_mailing(mailing_id: int, settings: Settings) -> bool:

@@ -21,7 +21,7 @@ from app.mailings.models import (
     Mailing,
     MailingStatus,
 )
-from app.queues import redis_connection
+from app.queues import redis_connection, redis_key
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.supporters.services import change_status
 from mailers.transport import DeliveryError
@@ -122,7 +122,7 @@ def count_outcomes(settings: Settings, mailing_id: int, result: BatchResult) -> 
     if not attempted:
         return
     redis = redis_connection(settings.redis_url)
-    key = f"{settings.queue_prefix}:mailing:{mailing_id}:outcomes"
+    key = redis_key(settings, "mailing", mailing_id, "outcomes")
     try:
         with redis.pipeline() as pipe:
             pipe.hincrby(key, "attempted", attempted)

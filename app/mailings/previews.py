@@ -9,6 +9,8 @@ from types import SimpleNamespace
 from jinja2 import TemplateError
 
 from app.config import Settings
+from app.links.tokens import TokenService
+from app.links.urls import INERT_PIXEL_URL
 from app.mailings.launch import freeze_mailing
 from app.mailings.models import Mailing
 from app.mailings.recipients import (
@@ -22,8 +24,6 @@ from app.mailings.recipients import (
 from app.mailings.schemas import MAX_TEST_ADDRESSES
 from app.mailings.services import EDITABLE, MailingError, address_problem
 from app.supporters.models import Supporter
-from app.tracking.links import INERT_PIXEL_URL
-from app.tracking.tokens import TokenService
 from mailers.message import Recipient, merge_context
 from mailers.render import FreezeError
 from mailers.transport import DeliveryError, SmtpTransport, TemporaryFailure

@@ -6,10 +6,10 @@ from collections import OrderedDict
 from email.utils import parseaddr
 
 from app.config import PROJECT_ROOT, Settings
+from app.links.tokens import TokenService
+from app.links.urls import recipient_urls
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
-from app.tracking.links import recipient_urls
-from app.tracking.tokens import TokenService
 from mailers.dkim import DkimSigner
 from mailers.message import MessageFactory, Recipient
 from mailers.render import FrozenMailing

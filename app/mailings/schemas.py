@@ -185,16 +185,3 @@ class StatusSchema(Schema):
     scheduled_at = fields.DateTime(allow_none=True)
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
-
-
-class CountPairSchema(Schema):
-    all = fields.Int(metadata={"description": "Distinct recipients, machines included."})
-    human = fields.Int(metadata={"description": "Distinct recipients, machine events left out."})
-
-
-class StatsSchema(Schema):
-    opens = fields.Nested(CountPairSchema)
-    clicks = fields.Nested(CountPairSchema)
-    actions = fields.Nested(CountPairSchema)
-    unsubscribes = fields.Nested(CountPairSchema)
-    deliveries = fields.Dict(keys=fields.Str(), values=fields.Int())

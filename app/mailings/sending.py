@@ -20,6 +20,7 @@ from sqlalchemy import exists, select, text, update
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
+from app.links.tokens import TokenService
 from app.mailings.models import (
     Delivery,
     DeliveryStatus,
@@ -35,9 +36,8 @@ from app.mailings.outcomes import (
 )
 from app.mailings.recipients import factories, recipient_from_fields, sender_of
 from app.mailings.throttle import ConnectionSlots, RateLimiter
-from app.queues import redis_connection
+from app.queues import redis_connection, redis_key
 from app.supporters.models import SubscriptionStatus, Supporter
-from app.tracking.tokens import TokenService
 from mailers.transport import PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger(__name__)
@@ -183,13 +183,11 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
     limiter = RateLimiter(
         redis,
         [
-            (f"{settings.queue_prefix}:rate:mailing:{mailing_id}", send_rate or 0),
-            (f"{settings.queue_prefix}:rate:smtp", settings.smtp_max_rate),
+            (redis_key(settings, "rate", "mailing", mailing_id), send_rate or 0),
+            (redis_key(settings, "rate", "smtp"), settings.smtp_max_rate),
         ],
     )
-    slots = ConnectionSlots(
-        redis, f"{settings.queue_prefix}:smtp-slots", settings.smtp_max_connections
-    )
+    slots = ConnectionSlots(redis, redis_key(settings, "smtp-slots"), settings.smtp_max_connections)
     if not slots.acquire(timeout=30):
         _release(remaining, result)
         result.stopped_because = "no SMTP connection slot free"

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from app.config import Settings
 from app.db import utcnow
+from app.errors import Invalid
 from app.extensions import db
 from app.mailings.control import progress
 from app.mailings.launch import (
@@ -25,7 +26,7 @@ from app.mailings.launch import (
     linked_campaign,
     request_send,
 )
-from app.mailings.models import Mailing
+from app.mailings.models import Mailing, MailingStatus
 from app.mailings.recipients import (
     TEMPLATES_DIR,
 )
@@ -50,7 +51,7 @@ EDITABLE = (
 )
 
 
-class MailingError(ValueError):
+class MailingError(Invalid, ValueError):
     """A request the mailing cannot take; `status` is the HTTP status the API answers with."""
 
     def __init__(
@@ -61,11 +62,8 @@ class MailingError(ValueError):
         status: int = 422,
         code: str | None = None,
     ):
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-        self.status = status
-        self.code = code or ("validation_error" if status == 422 else "conflict")
+        code = code or ("validation_error" if status == 422 else "conflict")
+        super().__init__(message, details, code=code, status=status)
 
 
 _data_schema = MailingDataSchema()
@@ -252,3 +250,12 @@ def status_report(mailing: Mailing) -> dict:
         "started_at": mailing.started_at,
         "finished_at": mailing.finished_at,
     }
+
+
+def unfinished_mailings_using_segment(segment_id: int) -> list[int]:
+    """Return the ids of the mailings not yet sent (draft, scheduled, paused) using a segment."""
+    open_statuses = (MailingStatus.DRAFT, MailingStatus.SCHEDULED, MailingStatus.PAUSED)
+    rows = db.session.execute(
+        select(Mailing.id, Mailing.audience).where(Mailing.status.in_(open_statuses))
+    )
+    return [i for i, audience in rows if segment_id in ((audience or {}).get("segments") or [])]

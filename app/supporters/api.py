@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app import privacy
 from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit, get_or_404
 from app.api.errors import ApiError
@@ -19,7 +18,7 @@ from app.extensions import db
 from app.security import parse_id
 from app.supporters import schemas as s
 from app.supporters import services
-from app.supporters.groups_api import imports, lists, segments, service_errors, tags
+from app.supporters.groups_api import imports, lists, segments, tags
 from app.supporters.models import ListMembership, MailingList, Supporter, SupporterTag, Tag
 
 supporters = ApiBlueprint(
@@ -43,8 +42,7 @@ def upsert_supporter(data):
     `status: subscribed` comes with `consent` describing their own opt-in; an address erased
     while suppressed stays suppressed when re-created. Every status change lands in the history.
     """
-    with service_errors():
-        supporter, created = services.upsert_supporter(data, actor=current_actor())
+    supporter, created = services.upsert_supporter(data, actor=current_actor())
     commit("A supporter with this email was created at the same time; retry.")
     return supporter, 201 if created else 200
 
@@ -105,39 +103,9 @@ def get_supporter(supporter_id):
 def patch_supporter(data, supporter_id):
     """Change some fields of a supporter (same status and consent rules as create-or-update)."""
     supporter = get_or_404(Supporter, supporter_id, "supporter")
-    with service_errors():
-        services.update_supporter(supporter, data, actor=current_actor())
+    services.update_supporter(supporter, data, actor=current_actor())
     commit("Another supporter already has that address.")
     return supporter
-
-
-@supporters.delete("/<int:supporter_id>")
-@require_role(Role.ADMIN)
-@supporters.response(204)
-def erase_supporter(supporter_id):
-    """Erase a supporter (GDPR right to erasure).
-
-    Deletes the person with their lists, tags and consent history. Deliveries, bounce and
-    tracking events and campaign actions stay, without the supporter, so mailing and campaign
-    counts still add up; their letters' text, delivery errors and bounce details are blanked,
-    and letters not yet sent are withdrawn. If they had unsubscribed, bounced or complained, a
-    SHA-256 of the address is kept so that a later import cannot subscribe them again.
-    """
-    supporter = get_or_404(Supporter, supporter_id, "supporter")
-    privacy.erase_supporter(supporter)
-    commit()
-
-
-@supporters.get("/<int:supporter_id>/export")
-@require_role(Role.ADMIN)
-@supporters.response(200, description="Everything stored about the supporter, as JSON.")
-def export_supporter(supporter_id):
-    """Export everything stored about a supporter (GDPR access request).
-
-    Profile, lists, tags, consent history, mailings received (state, Message-ID), bounces,
-    opens and clicks, campaign actions with their letters' text and each letter's state.
-    """
-    return privacy.export_supporter(get_or_404(Supporter, supporter_id, "supporter"))
 
 
 @supporters.get("/<int:supporter_id>/history")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 from flask import current_app
 
-from app import privacy
 from app.extensions import db
+from app.supporters import importer
 from app.supporters.csvencoding import EncodingError, codec_name, describe
-from app.supporters.models import Supporter
+from app.supporters.exporter import ExportError, export_supporters
+from app.supporters.importer import rejections_csv
+from app.supporters.models import SupporterImport
 
 
 @click.group("supporters")
@@ -31,8 +31,6 @@ def supporters_cli() -> None:
 )
 def import_command(path, list_name, tags, source, background, encoding) -> None:
     """Import supporters from a CSV file (UTF-8, UTF-16 or Windows-1252, detected)."""
-    from app.supporters import importer
-
     settings = current_app.config["CLARION"]
     if background:
         with open(path, "rb") as f:
@@ -112,9 +110,6 @@ def _summarise(supporter_import) -> None:
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
 def import_errors_command(import_id, output) -> None:
     """Write the rows an import rejected, with their row numbers and reasons, as CSV."""
-    from app.supporters.importer import rejections_csv
-    from app.supporters.models import SupporterImport
-
     if db.session.get(SupporterImport, import_id) is None:
         raise click.ClickException(f"There is no import {import_id}.")
     for piece in rejections_csv(import_id):
@@ -127,8 +122,6 @@ def import_errors_command(import_id, output) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-")
 def export_command(list_name, segment_id, output) -> None:
     """Export supporters as CSV (to standard output unless -o is given)."""
-    from app.supporters.exporter import ExportError, export_supporters
-
     try:
         pieces = export_supporters(list_name=list_name, segment_id=segment_id)
     except ExportError as exc:
@@ -140,36 +133,3 @@ def export_command(list_name, segment_id, output) -> None:
     with open(output, "w", encoding="utf-8", newline="") as f:
         for piece in pieces:
             f.write(piece)
-
-
-def _supporter_or_fail(supporter_id: int) -> Supporter:
-    supporter = db.session.get(Supporter, supporter_id)
-    if supporter is None:
-        raise click.ClickException(f"There is no supporter {supporter_id}.")
-    return supporter
-
-
-@supporters_cli.command("erase")
-@click.argument("supporter_id", type=int)
-@click.option("--yes", is_flag=True, help="Erase without asking first.")
-def erase_command(supporter_id, yes) -> None:
-    """Erase a supporter everywhere (GDPR right to erasure); mailing and campaign counts stay."""
-    supporter = _supporter_or_fail(supporter_id)
-    if not yes:
-        click.confirm(
-            f"Erase supporter {supporter_id} ({supporter.email})? This cannot be undone.",
-            abort=True,
-        )
-    privacy.erase_supporter(supporter)
-    db.session.commit()
-    click.echo(f"Erased supporter {supporter_id}.")
-
-
-@supporters_cli.command("export-data")
-@click.argument("supporter_id", type=int)
-@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
-def export_data_command(supporter_id, output) -> None:
-    """Write everything stored about a supporter as JSON (GDPR access request)."""
-    export = privacy.export_supporter(_supporter_or_fail(supporter_id))
-    json.dump(export, output, indent=2, ensure_ascii=False)
-    output.write("\n")

@@ -25,6 +25,8 @@ from typing import BinaryIO
 
 import charset_normalizer
 
+from app.errors import Invalid
+
 PREFIX_BYTES = 64 * 1024
 WINDOWS_EXCEL = "cp1252"
 
@@ -38,8 +40,10 @@ _BOMS = (
 _ALLOWED_CONTROLS = frozenset("\t\r\n")
 
 
-class CsvFileError(ValueError):
+class CsvFileError(Invalid, ValueError):
     """The file as a whole cannot be imported; the message says why in words staff understand."""
+
+    code = "invalid_import"
 
 
 class EncodingError(CsvFileError):

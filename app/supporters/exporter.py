@@ -14,9 +14,11 @@ from collections.abc import Iterator
 
 from sqlalchemy import Select, select
 
+from app.errors import NotFound
 from app.extensions import db
 from app.supporters.csvformat import protect_formula
 from app.supporters.models import CustomField, ListMembership, MailingList, Segment, Supporter
+from app.supporters.segments import segment_query
 
 STANDARD_COLUMNS = (
     "email",
@@ -32,7 +34,7 @@ STANDARD_COLUMNS = (
 ROWS_PER_PIECE = 1000
 
 
-class ExportError(LookupError):
+class ExportError(NotFound, LookupError):
     """The list or segment asked for does not exist."""
 
 
@@ -52,7 +54,6 @@ def export_supporters(
         segment = db.session.get(Segment, segment_id)
         if segment is None:
             raise ExportError(f"There is no segment {segment_id}.")
-        from app.supporters.segments import segment_query
 
         return export_csv(segment_query(segment.definition or {}))
     return export_csv(None)

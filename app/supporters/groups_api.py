@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from flask import Response, current_app, request, stream_with_context, url_for
 from marshmallow import EXCLUDE, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit, get_or_404
@@ -18,8 +15,13 @@ from app.extensions import db
 from app.supporters import schemas as s
 from app.supporters import services
 from app.supporters.csvencoding import EncodingError, codec_name, detect_encoding, is_line_safe
+from app.supporters.importer import create_import, rejections_csv
 from app.supporters.models import MailingList, Segment, SupporterImport, Tag
-from app.supporters.segments import SegmentDefinitionError, count_segment, validate_definition
+from app.supporters.segments import (
+    count_segment,
+    segment_users,
+    validate_definition,
+)
 
 lists = ApiBlueprint("lists", __name__, url_prefix="/lists", description="Mailing lists.")
 tags = ApiBlueprint("tags", __name__, url_prefix="/tags", description="Tags on supporters.")
@@ -35,22 +37,6 @@ imports = ApiBlueprint(
 
 CSV_EXTENSIONS = (".csv", ".txt")
 SNIFF_BYTES = 64 * 1024
-
-
-@contextmanager
-def service_errors():
-    """Turn the services' domain errors into API errors."""
-    try:
-        yield
-    except (services.InvalidSupporterData, SegmentDefinitionError) as exc:
-        raise ApiError(422, "validation_error", str(exc), exc.details) from exc
-    except services.SupporterConflict as exc:
-        raise ApiError(409, exc.code, exc.message, exc.details) from exc
-    except IntegrityError as exc:
-        db.session.rollback()
-        raise ApiError(
-            409, "conflict", "That clashes with a record saved at the same time."
-        ) from exc
 
 
 def _refuse_duplicate_name(model, name: str, label: str, own_id: int | None = None) -> None:
@@ -196,8 +182,7 @@ def delete_tag(tag_id):
 
 
 def _validated(definition: dict) -> dict:
-    with service_errors():
-        return validate_definition(definition)
+    return validate_definition(definition)
 
 
 @segments.post("")
@@ -254,7 +239,7 @@ def patch_segment(data, segment_id):
 def delete_segment(segment_id):
     """Delete a segment, unless a mailing that has not finished still uses it (409)."""
     segment = get_or_404(Segment, segment_id, "segment")
-    users = _mailings_using(segment_id)
+    users = segment_users(segment_id)
     if users:
         raise ApiError(
             409, "segment_in_use", "Mailings still use this segment.", {"mailing_ids": users}
@@ -263,24 +248,13 @@ def delete_segment(segment_id):
     commit()
 
 
-def _mailings_using(segment_id: int) -> list[int]:
-    from app.mailings.models import Mailing, MailingStatus
-
-    open_statuses = (MailingStatus.DRAFT, MailingStatus.SCHEDULED, MailingStatus.PAUSED)
-    rows = db.session.execute(
-        select(Mailing.id, Mailing.audience).where(Mailing.status.in_(open_statuses))
-    )
-    return [i for i, audience in rows if segment_id in ((audience or {}).get("segments") or [])]
-
-
 @segments.get("/<int:segment_id>/count")
 @require_role(Role.ANALYST)
 @segments.response(200, s.CountSchema)
 def count_saved_segment(segment_id):
     """Count the supporters a saved segment matches right now."""
     segment = get_or_404(Segment, segment_id, "segment")
-    with service_errors():
-        return {"count": count_segment(segment.definition)}
+    return {"count": count_segment(segment.definition)}
 
 
 @segments.post("/count")
@@ -301,8 +275,6 @@ def count_unsaved_segment(data):
 @imports.response(202, s.ImportStartedSchema)
 def start_import(files):
     """Upload a CSV of supporters to import in the background; poll `status_url` for progress."""
-    from app.supporters.importer import create_import
-
     # webargs reads one location per schema: the file above, the plain form fields here.
     try:
         form = s.ImportFormSchema().load(request.form.to_dict(), unknown=EXCLUDE)
@@ -311,20 +283,16 @@ def start_import(files):
     upload = files["file"]
     _check_csv(upload, form.get("encoding"))
     tag_names = [t.strip() for t in (form.get("tags") or "").split(",") if t.strip()]
-    with service_errors():
-        try:
-            job = create_import(
-                upload.stream,
-                upload.filename,
-                list_name=(form.get("list") or "").strip() or None,
-                tag_names=tag_names,
-                source=form.get("source"),
-                created_by=current_actor(),
-                settings=current_app.config["CLARION"],
-                encoding=form.get("encoding"),
-            )
-        except ValueError as exc:
-            raise ApiError(422, "invalid_import", str(exc)) from exc
+    job = create_import(
+        upload.stream,
+        upload.filename,
+        list_name=(form.get("list") or "").strip() or None,
+        tag_names=tag_names,
+        source=form.get("source"),
+        created_by=current_actor(),
+        settings=current_app.config["CLARION"],
+        encoding=form.get("encoding"),
+    )
     commit()
     return {
         "id": job.id,
@@ -367,8 +335,6 @@ def get_import(import_id):
 @imports.response(200, description="CSV of rejected rows: row number, reason, raw row.")
 def import_errors(import_id):
     """Download the rows an import rejected, as CSV."""
-    from app.supporters.importer import rejections_csv
-
     get_or_404(SupporterImport, import_id, "import")
     return Response(
         stream_with_context(rejections_csv(import_id)),

@@ -23,13 +23,12 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from queue import Full, Queue
 
-from rq import Retry
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.db import dialect_name, utcnow
 from app.extensions import db
-from app.queues import QueueName, enqueue_after_commit
+from app.jobs import RUN_IMPORT, enqueue
 from app.supporters.csvencoding import codec_name
 from app.supporters.csvformat import CsvFileError, SupporterCsv, protect_formula
 from app.supporters.import_writers import PostgresWriter, SqliteWriter
@@ -74,16 +73,7 @@ def create_import(
     supporter_import = _new_import(
         path, filename, list_name, tag_names, source, created_by, encoding
     )
-    enqueue_after_commit(
-        db.session,
-        settings,
-        QueueName.IMPORTS,
-        "workers.imports.run_import",
-        supporter_import.id,
-        job_id=f"import-{supporter_import.id}",
-        job_timeout=3600,
-        retry=Retry(max=2),
-    )
+    enqueue(RUN_IMPORT, settings, supporter_import.id, after_commit_of=db.session)
     return supporter_import
 
 

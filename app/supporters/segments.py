@@ -8,6 +8,7 @@ the index instead of joining every supporter to every membership.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, se
 
 from app.api.schemas import ClarionSchema as Schema
 from app.db import dialect_name
+from app.errors import Invalid
 from app.extensions import db
 from app.supporters.models import (
     ListMembership,
@@ -36,12 +38,26 @@ CUSTOM_NAME = re.compile(r"^[\w\- ]{1,100}$")
 IN_LIMIT = 1000
 
 
-class SegmentDefinitionError(ValueError):
-    """A segment definition that cannot be used; `details` maps fields to messages."""
+# Which mailings still use a segment is the mailings domain's to answer: it sits above this one
+# and keeps the segment ids in its audiences. create_app wires its answer in (app/routes.py).
+_segment_users: Callable[[int], list[int]] | None = None
 
-    def __init__(self, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.details = details or {}
+
+def answer_segment_users(answer: Callable[[int], list[int]]) -> None:
+    """Set the function that lists the unfinished mailings using a segment."""
+    global _segment_users
+    _segment_users = answer
+
+
+def segment_users(segment_id: int) -> list[int]:
+    """Return the ids of the unfinished mailings that use a segment (it must not be deleted)."""
+    if _segment_users is None:
+        raise RuntimeError("Nothing answers which mailings use a segment: see app/routes.py.")
+    return _segment_users(segment_id)
+
+
+class SegmentDefinitionError(Invalid, ValueError):
+    """A segment definition that cannot be used; `details` maps fields to messages."""
 
 
 class ConditionSchema(Schema):

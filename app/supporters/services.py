@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 
 from app.db import dialect_name
+from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.supporters.csvformat import email_hash  # the one hash erased_emails and imports share
 from app.supporters.models import (
@@ -54,22 +58,31 @@ def change_status(
 PROFILE_FIELDS = tuple(f for f in STANDARD_FIELDS if f != "email")
 
 
-class InvalidSupporterData(ValueError):
+class InvalidSupporterData(Invalid, ValueError):
     """Input a service cannot use; `details` maps field names to messages."""
 
-    def __init__(self, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.details = details or {}
 
-
-class SupporterConflict(Exception):
+class SupporterConflict(Conflict):
     """A request that clashes with stored state (duplicate, refused resubscription …)."""
 
     def __init__(self, code: str, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
+        super().__init__(message, details, code=code)
+
+
+def _race_is_a_conflict(service):
+    """Report a unique key lost to a concurrent save (same email, same new tag) as a conflict."""
+
+    @functools.wraps(service)
+    def refusing_races(*args, **kwargs):
+        try:
+            return service(*args, **kwargs)
+        except IntegrityError as exc:
+            db.session.rollback()  # the failed flush left the session unusable
+            raise SupporterConflict(
+                "conflict", "That clashes with a record saved at the same time."
+            ) from exc
+
+    return refusing_races
 
 
 def normalise_email(raw: str) -> str:
@@ -86,6 +99,7 @@ def find_by_email(email: str) -> Supporter | None:
     return db.session.scalar(select(Supporter).where(Supporter.email == email))
 
 
+@_race_is_a_conflict
 def upsert_supporter(data: dict, *, actor: str, channel: str = "api") -> tuple[Supporter, bool]:
     """Create the supporter with data["email"] or update the existing one; return (it, created).
 
@@ -130,6 +144,7 @@ def upsert_supporter(data: dict, *, actor: str, channel: str = "api") -> tuple[S
     return supporter, True
 
 
+@_race_is_a_conflict
 def update_supporter(supporter: Supporter, data: dict, *, actor: str) -> Supporter:
     """Apply the given fields (absent ones stay as they are); does not commit."""
     lists_by_name(data.get("lists") or ())  # refuse unknown lists before changing anything

@@ -34,9 +34,10 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.extensions import db
+from app.links.tokens import LinkClaims
+from app.queues import redis_key
 from app.tracking import machine, services
 from app.tracking.models import EventKind
-from app.tracking.tokens import LinkClaims
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,11 @@ return 0
 
 
 def events_key(settings: Settings) -> str:
-    return f"{settings.queue_prefix}:tracking:events"
+    return redis_key(settings, "tracking", "events")
 
 
 def _lock_key(settings: Settings) -> str:
-    return f"{settings.queue_prefix}:tracking:drain-lock"
+    return redis_key(settings, "tracking", "drain-lock")
 
 
 @cache

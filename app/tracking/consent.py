@@ -4,14 +4,14 @@ the browser. Every status change goes through the consent history."""
 from __future__ import annotations
 
 from app.extensions import db
+from app.links.tokens import LinkClaims, TokenService
+from app.links.urls import INERT_PIXEL_URL
 from app.mailings.recipients import frozen_of, recipient_for
 from app.supporters.models import ListMembership, MailingList, SubscriptionStatus, Supporter
 from app.supporters.services import change_status
 from app.tracking import machine
-from app.tracking.links import INERT_PIXEL_URL
 from app.tracking.models import EventKind
 from app.tracking.services import record_event
-from app.tracking.tokens import LinkClaims, TokenService
 from mailers.message import merge_context
 
 

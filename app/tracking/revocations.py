@@ -35,10 +35,11 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import BigId, UtcDateTime, utcnow
+from app.errors import NotFound
 from app.extensions import db
+from app.links.tokens import LinkClaims, Purpose
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
-from app.tracking.tokens import LinkClaims, Purpose
 
 CACHE_SECONDS = 5.0
 MAX_REASON_LENGTH = 500
@@ -67,7 +68,7 @@ class LinkRevocation(db.Model):
     )
 
 
-class UnknownTarget(LookupError):
+class UnknownTarget(NotFound, LookupError):
     """No mailing or supporter has that id."""
 
 

@@ -10,7 +10,6 @@ from marshmallow import fields, validate
 
 from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit
-from app.api.errors import ApiError
 from app.api.schemas import ClarionSchema as Schema
 from app.auth.models import Role
 from app.tracking import revocations
@@ -42,10 +41,7 @@ class RevocationSchema(Schema):
 
 
 def _revoke(revoke, target_id: int, data: dict):
-    try:
-        revocation = revoke(target_id, actor=current_actor(), reason=data.get("reason"))
-    except revocations.UnknownTarget as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
+    revocation = revoke(target_id, actor=current_actor(), reason=data.get("reason"))
     commit()
     return revocation
 

@@ -23,10 +23,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.db import utcnow
 from app.extensions import db
+from app.links.tokens import LinkClaims
 from app.mailings.models import Delivery, MailingLink
 from app.tracking import machine
 from app.tracking.models import EventKind, TrackingEvent, event_kind_enum
-from app.tracking.tokens import LinkClaims
 
 
 class CachedLink(NamedTuple):

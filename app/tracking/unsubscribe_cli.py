@@ -19,9 +19,9 @@ import click
 from flask import current_app
 
 from app.extensions import db
+from app.links.tokens import Purpose, TokenError, TokenService
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking import consent
-from app.tracking.tokens import Purpose, TokenError, TokenService
 
 _SUBJECT_TOKEN = re.compile(r"unsubscribe-([A-Za-z0-9_.-]+)", re.IGNORECASE)
 

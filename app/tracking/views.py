@@ -1,6 +1,6 @@
 """The URLs in every mail: open pixel, tracked clicks, unsubscribe, preferences, web view.
 
-Paths are fixed by app/tracking/links.py. Supporters reach these pages from their inbox with no
+Paths are fixed by app/links/urls.py. Supporters reach these pages from their inbox with no
 login: the signed token in the path is their only credential, so pages never show more than
 the token's own supporter, and a bad token gets a friendly page, never a traceback.
 
@@ -20,13 +20,14 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
 
+from app.errors import DomainError
 from app.extensions import db
+from app.links.tokens import LinkClaims, Purpose, TokenError, TokenExpired, TokenService
 from app.mailings.models import Mailing
 from app.security import parse_id
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking import buffer, consent, services
 from app.tracking.revocations import check_not_revoked
-from app.tracking.tokens import LinkClaims, Purpose, TokenError, TokenExpired, TokenService
 
 tracking = Blueprint("tracking", __name__)
 
@@ -46,10 +47,14 @@ PIXEL_HEADERS = {
 PAGE_MAX_AGE = 400 * 24 * 3600
 
 
-class LinkProblem(Exception):
+class LinkProblem(DomainError):
+    """A link in a mail that cannot be used (cut short, expired, withdrawn …)."""
+
+    code = "link_problem"
+
     def __init__(self, status: int, title: str, message: str):
-        super().__init__(message)
-        self.status, self.title, self.message = status, title, message
+        super().__init__(message, status=status)
+        self.title = title
 
 
 def token_service() -> TokenService:
@@ -98,8 +103,9 @@ def _supporter(claims: LinkClaims) -> Supporter:
     return supporter
 
 
-@tracking.errorhandler(LinkProblem)
-def link_problem_page(exc: LinkProblem):
+@tracking.errorhandler(DomainError)
+def link_problem_page(exc: DomainError):
+    """Answer any domain error on a supporter's page (LinkProblem included) with the problem page."""
     return (
         render_template(
             "tracking/problem.html", title=exc.title, message=exc.message, status=exc.status

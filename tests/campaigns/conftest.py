@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.campaigns.confirmations import ConfirmTokens
 from app.campaigns.guards import started_stamp
 from app.campaigns.models import (
     Campaign,
@@ -21,9 +20,9 @@ from app.campaigns.models import (
 )
 from app.db import utcnow
 from app.extensions import db, limiter
+from app.links.tokens import ConfirmTokens, Purpose, TokenService
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
 from app.supporters.services import upsert_supporter
-from app.tracking.tokens import Purpose, TokenService
 
 LETTER = (
     "{salutation},\n\nI urge you to release Cesar and Norelia to their three children.\n\n"

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from app import create_app
 from app.campaigns.confirmations import (
     CONFIRM_MAX_AGE,
-    CONFIRM_SALT,
     MAILS_PER_ADDRESS_PER_DAY,
     erase_pending_for_email,
     export_pending_for_email,
@@ -25,9 +24,9 @@ from app.campaigns.confirmations import (
 )
 from app.campaigns.models import Action, CampaignStatus, Letter, LetterStatus, PendingAction
 from app.extensions import db
+from app.links.tokens import CONFIRM_SALT, Purpose, TokenService
 from app.queues import QueueName, get_queue
 from app.supporters.models import SubscriptionStatus, Supporter
-from app.tracking.tokens import Purpose, TokenService
 from tests.campaigns.conftest import (
     confirm_path,
     form_of,

@@ -13,11 +13,12 @@ import pytest
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
-from app.campaigns.letters import deliver_letter, letter_job_id, redrive_due_letters
+from app.campaigns.letters import deliver_letter, redrive_due_letters
 from app.campaigns.models import Letter, LetterStatus
 from app.campaigns.services import record_action
 from app.db import utcnow
 from app.extensions import db
+from app.jobs import letter_job_id
 from app.queues import QueueName, get_queue
 from tests.campaigns.conftest import make_campaign, make_supporter
 from tests.smtp_sink import SmtpSink

@@ -10,11 +10,11 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
-from app.campaigns.letters import letter_job_id
 from app.campaigns.models import Letter, LetterStatus
 from app.clock import run_ticks
 from app.db import utcnow
 from app.extensions import db
+from app.jobs import letter_job_id
 from app.queues import QueueName, get_queue, redis_connection
 from tests.campaigns.conftest import form_of
 from tests.smtp_sink import free_port

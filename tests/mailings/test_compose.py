@@ -222,7 +222,7 @@ def test_test_send_goes_to_the_sink_and_counts_nothing(settings, smtp_sink):
 
 
 def test_test_send_uses_the_chosen_supporters_fields_but_not_their_tokens(settings, smtp_sink):
-    from app.tracking.tokens import Purpose, TokenService
+    from app.links.tokens import Purpose, TokenService
 
     settings = replace(settings, smtp_url=smtp_sink.url)
     ids = make_supporters(1)

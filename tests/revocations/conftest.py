@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from app.links import tokens as tokens_module
+from app.links.tokens import Purpose, TokenService
 from app.tracking import revocations
-from app.tracking import tokens as tokens_module
-from app.tracking.tokens import Purpose, TokenService
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,10 @@ from sqlalchemy import select, update
 from app.campaigns.models import Action
 from app.db import utcnow
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking import revocations
 from app.tracking.revocations import LinkRevocation
-from app.tracking.tokens import Purpose
 from app.tracking.views import token_service
 from tests.campaigns.conftest import form_of, make_campaign, make_recipient, make_supporter
 

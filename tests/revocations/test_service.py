@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
+from app.links.tokens import LinkClaims, Purpose, TokenService
 from app.supporters.models import Supporter
 from app.tracking import revocations
 from app.tracking.revocations import LinkRevocation, check_not_revoked, is_revoked
-from app.tracking.tokens import LinkClaims, Purpose, TokenService
 from app.tracking.views import LinkProblem
 from tests.campaigns.conftest import make_supporter
 from tests.factories import make_mailing

@@ -11,11 +11,11 @@ from app import create_app
 from app.config import PROJECT_ROOT
 from app.db import utcnow
 from app.extensions import db
+from app.links.tokens import Purpose, TokenService
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingLink, MailingStatus
 from app.supporters.services import upsert_supporter
 from app.tracking import buffer
 from app.tracking.services import link_cache
-from app.tracking.tokens import Purpose, TokenService
 from app.tracking.views import register_tracking
 from mailers.render import freeze
 

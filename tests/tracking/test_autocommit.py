@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.tracking.models import EventKind, TrackingEvent
 from app.tracking.stats import mailing_stats
-from app.tracking.tokens import Purpose
 from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
 
 UA = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"}

@@ -13,9 +13,9 @@ from app import create_app
 from app.clock import run_ticks
 from app.db import utcnow
 from app.extensions import db
+from app.links.tokens import LinkClaims, Purpose
 from app.tracking import buffer, services
 from app.tracking.models import EventKind, TrackingEvent
-from app.tracking.tokens import LinkClaims, Purpose
 from app.tracking.views import PIXEL, register_tracking
 from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
 

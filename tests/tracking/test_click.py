@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.mailings.models import MailingLink
 from app.tracking.models import EventKind, TrackingEvent
-from app.tracking.tokens import Purpose
 from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
 
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.tracking.models import EventKind, TrackingEvent
-from app.tracking.tokens import Purpose
 from app.tracking.views import PIXEL
 from tests.tracking.conftest import drain
 

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.supporters.models import (
     ListMembership,
     MailingList,
@@ -14,7 +15,6 @@ from app.supporters.models import (
     Supporter,
 )
 from app.supporters.services import change_status
-from app.tracking.tokens import Purpose
 
 
 def add_lists(recipient, *names) -> dict[str, int]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.tracking import revocations
 from app.tracking.models import TrackingEvent
-from app.tracking.tokens import Purpose
 from tests.tracking.conftest import drain
 
 

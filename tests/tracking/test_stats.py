@@ -7,11 +7,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.mailings.models import DeliveryStatus
 from app.privacy import erase_supporter
 from app.tracking.models import TrackingEvent
 from app.tracking.stats import mailing_stats
-from app.tracking.tokens import Purpose
 from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
 
 BROWSER = {

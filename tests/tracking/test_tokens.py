@@ -1,7 +1,7 @@
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from app.tracking.tokens import Purpose, TokenError, TokenService
+from app.links.tokens import Purpose, TokenError, TokenService
 
 KEYS = ("new-key-0123456789abcdef0123456789", "old-key-0123456789abcdef0123456789")
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from app.tracking.tokens import LinkClaims, Purpose, TokenError, TokenExpired, TokenService
+from app.links.tokens import LinkClaims, Purpose, TokenError, TokenExpired, TokenService
 
 SIGNING_KEY = "golden-signing-key-0123456789abcdef"
 RETIRED_KEY = "golden-retired-key-0123456789abcdef"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.supporters.models import SubscriptionChange, SubscriptionStatus, Supporter
 from app.supporters.services import change_status
 from app.tracking.models import EventKind, TrackingEvent
-from app.tracking.tokens import Purpose
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 FORM = "application/x-www-form-urlencoded"

@@ -8,8 +8,8 @@ from email.message import EmailMessage
 from sqlalchemy import select
 
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.supporters.models import SubscriptionChange, SubscriptionStatus, Supporter
-from app.tracking.tokens import Purpose
 from app.tracking.unsubscribe_cli import unsubscribes_cli
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.links.tokens import Purpose
 from app.tracking.models import TrackingEvent
-from app.tracking.tokens import Purpose
 
 
 def test_view_renders_the_mail_for_the_supporter_without_the_pixel(client, recipient, settings):

@@ -1,8 +1,8 @@
-"""The per-recipient URLs a mail carries; each route's path is fixed here and in tracking/views."""
+"""The per-recipient URLs a mail carries; each route's path is fixed here and in app/tracking/views.py."""
 
 from __future__ import annotations
 
-from app.tracking.tokens import Purpose, TokenService
+from app.links.tokens import Purpose, TokenService
 
 # A transparent 1x1 GIF as a data URI: previews, test sends and the mail in the browser show the
 # open pixel without recording an open.

@@ -1,8 +1,8 @@
 """GDPR subject access (art. 15) and erasure (art. 17) across every domain.
 
 Each domain contributes `export_supporter_data(supporter) -> dict` (its own top-level sections)
-and `erase_supporter_data(supporter_id)`. This module only runs them in order; the API and the
-CLI call it, and no domain imports it. A new table holding personal data gets its domain's two
+and `erase_supporter_data(supporter_id)`. This module only runs them in order; its API
+(privacy/api.py) and CLI (privacy/cli.py) call it, and no domain imports it. A new table holding personal data gets its domain's two
 functions, not a line here (unless it is a new domain).
 """
 

@@ -93,3 +93,34 @@ class TokenService:
         ):
             raise TokenError("token payload has the wrong shape")
         return LinkClaims(mailing_id=payload[0], supporter_id=payload[1]), signed_at
+
+
+# Its own serializer, not a Purpose: the payload is one id (a pending action), not a link's claims.
+CONFIRM_SALT = "clarion.confirm-action"
+
+
+class ConfirmTokens:
+    """Sign and read the confirmation links of held campaign actions: the pending action's id only."""
+
+    def __init__(self, secret_keys: tuple[str, ...]):
+        # itsdangerous signs with the last key and verifies with all: put the signing key last.
+        self._serializer = URLSafeTimedSerializer(list(reversed(secret_keys)), salt=CONFIRM_SALT)
+
+    def dumps(self, pending_id: int) -> str:
+        return self._serializer.dumps([int(pending_id)])
+
+    def loads(self, token: str, max_age: int) -> int:
+        try:
+            payload = self._serializer.loads(token, max_age=max_age)
+        except SignatureExpired as exc:
+            raise TokenExpired(str(exc)) from exc
+        except (BadData, UnicodeError, ValueError) as exc:
+            raise TokenError(str(exc)) from exc
+        if (
+            not isinstance(payload, list)
+            or len(payload) != 1
+            or not isinstance(payload[0], int)
+            or isinstance(payload[0], bool)
+        ):
+            raise TokenError("token payload has the wrong shape")
+        return payload[0]

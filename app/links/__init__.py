@@ -1,0 +1,1 @@
+"""Signed per-recipient tokens and the URLs built from them: the layer mailings, tracking and campaigns share."""
