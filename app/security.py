@@ -48,6 +48,22 @@ INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 HSTS = "max-age=31536000; includeSubDomains"
 
 
+# Pages whose URL carries a token (action, unsubscribe, preferences, web view, tracking links):
+# keep them out of caches, search engines and other sites' Referer headers.
+PRIVATE_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+def private_page_headers(response: Response) -> Response:
+    """Add PRIVATE_PAGE_HEADERS where the view set none of its own; a blueprint's after_request."""
+    for name, value in PRIVATE_PAGE_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def parse_json(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH):
     """Parse a JSON body, raising json.JSONDecodeError for bad or too deeply nested input."""
     try:

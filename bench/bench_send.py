@@ -148,16 +148,17 @@ def make_draft(db, list_id: int, name: str):
 def sample_message(settings: Settings, mailing, db) -> bytes:
     from app.links.tokens import TokenService
     from app.mailings.launch import freeze_mailing
-    from app.mailings.recipients import build_factory, recipient_for
+    from app.mailings.recipients import build_factory
+    from app.mailings.rendering import Mode, Person, frozen_of, recipient_in
     from app.supporters.models import Supporter
 
     freeze_mailing(mailing, settings)
     db.session.flush()
     supporter = db.session.scalars(select(Supporter).limit(1)).one()
-    factory = build_factory(mailing, settings)
-    data = factory.build(
-        recipient_for(mailing, supporter, settings, TokenService(settings.secret_keys))
-    ).data
+    factory = build_factory(mailing, settings, frozen_of(mailing))
+    tokens = TokenService(settings.secret_keys)
+    person = Person.of(supporter)
+    data = factory.build(recipient_in(Mode.SEND, mailing.id, person, settings, tokens)).data
     db.session.rollback()
     return data
 

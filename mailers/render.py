@@ -52,33 +52,11 @@ _DEFAULT_HEAD = """<mj-head>
   </mj-attributes>
 </mj-head>"""
 
-_FOOTER_MJML = """
-<mj-section padding="8px 0 32px">
-  <mj-column>
-    <mj-divider border-color="#cbd2d9" border-width="1px" padding="0 25px 8px" />
-    <mj-text font-size="13px" line-height="20px" color="#3e4c59">
-      <p><strong>Why you got this:</strong> you asked {org} to email you about urgent
-      human-rights actions.</p>
-      <p><a href="{{{{ unsubscribe_url }}}}" style="color:#1f4e8c">Unsubscribe</a> &middot;
-      <a href="{{{{ preferences_url }}}}" style="color:#1f4e8c">Update your email preferences</a>
-      &middot; <a href="{{{{ view_in_browser_url }}}}" style="color:#1f4e8c">View this email in
-      your browser</a></p>
-      <p>{org}<br />{address}</p>
-    </mj-text>
-  </mj-column>
-</mj-section>
-"""
-
-_TEXT_FOOTER = """
-
---
-Why you got this: you asked {org} to email you about urgent human-rights actions.
-Unsubscribe: {{{{ unsubscribe_url }}}}
-Update your email preferences: {{{{ preferences_url }}}}
-
-{org}
-{address}
-"""
+# The legal footer every mail carries, from the templates folder (`_footer.mjml`, `_footer.txt`):
+# organisation_name and postal_address are filled in at freeze time, the links per recipient.
+_FOOTER_MJML = "_footer.mjml"
+_FOOTER_TEXT = "_footer.txt"
+_POSTAL_ADDRESS = re.compile(r"\{\{-?\s*postal_address\s*-?\}\}")
 
 _HIDDEN_STYLE = (
     "display:none;visibility:hidden;mso-hide:all;font-size:0;line-height:0;max-height:0;"
@@ -131,14 +109,19 @@ def freeze(
     body_text: str | None,
     layout: str | None,
     *,
-    organisation_name: str,
-    postal_address: str,
+    organisation_name: str | None,
+    postal_address: str | None,
     templates_dir: Path | str,
     allowed_fields: set[str] | None = None,
     honeypot_url: str | None = None,
 ) -> FrozenMailing:
-    """Render a mailing once into subject, HTML and text templates plus its tracked links."""
-    layout_parts = _load_layout(Path(templates_dir), layout) if layout else {}
+    """Render a mailing once into subject, HTML and text templates plus its tracked links.
+
+    With organisation_name and postal_address None (a check before the organisation's are
+    known), the footer keeps them as placeholders; everything else is frozen as for sending.
+    """
+    templates_dir = Path(templates_dir)
+    layout_parts = _load_layout(templates_dir, layout) if layout else {}
     subject = (subject or layout_parts.get("subject") or "").strip()
     body_mjml = body_mjml or layout_parts.get("body_mjml")
     body_text = body_text or layout_parts.get("body_text")
@@ -148,7 +131,7 @@ def freeze(
     if not body_mjml:
         raise FreezeError("the mailing has no body")
     for value, what in ((organisation_name, "organisation name"), (postal_address, "address")):
-        if not value.strip() or "{" in value or "}" in value:
+        if value is not None and (not value.strip() or "{" in value or "}" in value):
             raise FreezeError(f"the {what} must be set and may not contain braces")
     if allowed_fields is not None:
         _validate_all(subject, preheader, body_mjml, body_text, allowed_fields)
@@ -157,15 +140,15 @@ def freeze(
     for source in (preheader, body_mjml):
         if _TOKEN_PREFIX in source:
             raise FreezeError(f"the mailing may not contain the text {_TOKEN_PREFIX}")
-    org = html.escape(organisation_name.strip())
-    address = html.escape(postal_address.strip())
+    constants = _FreezeConstants(organisation_name, postal_address)
     # The organisation's name is the same for every recipient: fill it in now.
-    subject = _ORGANISATION.sub(lambda _: organisation_name.strip(), subject)
-    preheader = _ORGANISATION.sub(lambda _: organisation_name.strip(), preheader)
-    body_mjml = _ORGANISATION.sub(lambda _: org, body_mjml)
+    subject = constants.fill(subject)
+    preheader = constants.fill(preheader)
+    body_mjml = constants.fill(body_mjml, html.escape)
     if body_text:
-        body_text = _ORGANISATION.sub(lambda _: organisation_name.strip(), body_text)
-    document = _mjml_document(body_mjml, _FOOTER_MJML.format(org=org, address=address))
+        body_text = constants.fill(body_text)
+    footer_mjml = _read_footer(templates_dir, _FOOTER_MJML)
+    document = _mjml_document(body_mjml, constants.fill(footer_mjml, html.escape, footer=True))
     compiled = _mjml_to_html(tokens.protect(document))
     compiled = _inline_css(_REMOTE_CSS.sub("", compiled))
     root = etree.fromstring(compiled, etree.HTMLParser())
@@ -178,9 +161,8 @@ def freeze(
 
     links = _track_links(root, tokens)
     if body_text:
-        text = body_text.strip() + _TEXT_FOOTER.format(
-            org=organisation_name.strip(), address=postal_address.strip()
-        )
+        footer_text = constants.fill(_read_footer(templates_dir, _FOOTER_TEXT), footer=True)
+        text = body_text.strip() + "\n\n" + footer_text
         text = _track_text_links(text, links)
     else:
         text = tokens.restore(html_to_text(root))
@@ -194,6 +176,30 @@ def freeze(
     tokens.check_all_present(serialised)
     html_source = tokens.restore(serialised).replace("\r\n", "\n").rstrip("\n") + "\n"
     return FrozenMailing.from_sources(subject, html_source, text, links)
+
+
+class _FreezeConstants:
+    """Fill in the values that are the same for every recipient (None: leave the tag)."""
+
+    def __init__(self, organisation_name: str | None, postal_address: str | None):
+        self._values = [
+            (_ORGANISATION, organisation_name and organisation_name.strip()),
+            (_POSTAL_ADDRESS, postal_address and postal_address.strip()),
+        ]
+
+    def fill(self, source: str, escape=str, *, footer: bool = False) -> str:
+        # Staff templates may only name the organisation; the footer also carries the address.
+        for tag, value in self._values if footer else self._values[:1]:
+            if value is not None:
+                source = tag.sub(lambda _, value=escape(value): value, source)
+        return source
+
+
+def _read_footer(templates_dir: Path, name: str) -> str:
+    path = templates_dir / name
+    if not path.is_file():
+        raise FreezeError(f"the footer template {name} is missing from {templates_dir}")
+    return path.read_text(encoding="utf-8")
 
 
 def _click(position: int) -> str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 
 from app.auth.models import ApiToken, Role
-from app.auth.services import create_token, revoke_token
+from app.auth.services import all_tokens, create_token, revoke_token
 from app.extensions import db
 
 
@@ -31,7 +30,7 @@ def create_command(name: str, role: str) -> None:
 @tokens_cli.command("list")
 def list_command() -> None:
     """List tokens (never their secrets)."""
-    for token in db.session.scalars(select(ApiToken).order_by(ApiToken.id)):
+    for token in all_tokens():
         state = "revoked" if token.revoked_at else "active"
         click.echo(f"{token.id}\t{token.prefix}…\t{token.role.value}\t{state}\t{token.name}")
 

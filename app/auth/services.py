@@ -31,6 +31,11 @@ def create_token(name: str, role: Role | str) -> tuple[ApiToken, str]:
     return token, secret
 
 
+def all_tokens() -> list[ApiToken]:
+    """Return every token, oldest first (revoked ones too)."""
+    return list(db.session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
 def find_active_token(secret: str) -> ApiToken | None:
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
     if token is None or not token.is_active:

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 from flask import Response, render_template
-from sqlalchemy import select
 
 from app.api.auth import require_role
 from app.api.blueprint import ApiBlueprint, commit, get_or_404
 from app.api.errors import ApiError
-from app.api.pagination import PageArgsSchema, page_schema, paginate
+from app.api.pagination import PageArgsSchema, page_schema
 from app.auth.models import Role
 from app.campaigns import schemas as s
 from app.campaigns import services
 from app.campaigns.confirmations import pending_summary
 from app.campaigns.letters import letter_rows, letters_csv
 from app.campaigns.models import (
-    Action,
     Campaign,
-    CampaignKind,
     CampaignStatus,
     CampaignTarget,
-    Letter,
 )
 from app.campaigns.services import letter_for_target
 from app.extensions import db
@@ -34,41 +30,6 @@ campaigns = ApiBlueprint(
 )
 
 
-def _apply(campaign: Campaign, data: dict) -> None:
-    """Copy validated fields onto the campaign, turning a deadline date into its day's end."""
-    timezone = data.get("timezone") or campaign.timezone or "UTC"
-    services.check_timezone(timezone)
-    if data.get("deadline_date"):
-        data["deadline"] = services.end_of_day(data.pop("deadline_date"), timezone)
-    data["timezone"] = timezone
-    targets = data.pop("targets", None)
-    for name, value in data.items():
-        if name in ("kind", "status"):
-            value = CampaignKind(value) if name == "kind" else CampaignStatus(value)
-        setattr(campaign, name, value)
-    if campaign.kind == CampaignKind.CLICK and not campaign.external_url:
-        raise ApiError(
-            422,
-            "validation_error",
-            "A click campaign needs `external_url`.",
-            {"external_url": ["Required for click campaigns."]},
-        )
-    if targets is not None:
-        if (
-            campaign.id is not None
-            and db.session.scalar(
-                select(Action.id).where(Action.campaign_id == campaign.id).limit(1)
-            )
-            is not None
-        ):
-            raise ApiError(
-                409,
-                "campaign_has_actions",
-                "Supporters have acted already: targets can no longer be replaced.",
-            )
-        campaign.targets = [CampaignTarget(position=n, **t) for n, t in enumerate(targets)]
-
-
 @campaigns.post("")
 @require_role(Role.CAMPAIGNER)
 @campaigns.arguments(s.CampaignInSchema)
@@ -76,7 +37,7 @@ def _apply(campaign: Campaign, data: dict) -> None:
 def create_campaign(data):
     """Create a campaign with its targets and model letter."""
     campaign = Campaign(timezone="UTC")
-    _apply(campaign, data)
+    services.apply_campaign_fields(campaign, data)
     db.session.add(campaign)
     commit("A campaign with this slug exists already.")
     return campaign
@@ -88,7 +49,7 @@ def create_campaign(data):
 @campaigns.response(200, page_schema(s.CampaignSchema))
 def list_campaigns(args):
     """List campaigns, newest first."""
-    return paginate(select(Campaign).order_by(Campaign.id.desc()), args)
+    return services.list_campaigns(args)
 
 
 @campaigns.get("/<int:campaign_id>")
@@ -110,7 +71,7 @@ def patch_campaign(data, campaign_id):
     pauses the mailings scheduled to link to it, each saying why in `status_reason`.
     """
     campaign = get_or_404(Campaign, campaign_id, "campaign")
-    _apply(campaign, data)
+    services.apply_campaign_fields(campaign, data)
     hold_scheduled_mailings_of(campaign)
     commit("A campaign with this slug exists already.")
     return campaign
@@ -139,8 +100,7 @@ def delete_campaign(campaign_id):
 def list_actions(args, campaign_id):
     """List the campaign's actions, oldest first; `pagination.total` is the count."""
     get_or_404(Campaign, campaign_id, "campaign")
-    stmt = select(Action).where(Action.campaign_id == campaign_id).order_by(Action.id)
-    return paginate(stmt, args)
+    return services.list_actions(campaign_id, args)
 
 
 @campaigns.get("/<int:campaign_id>/letters")
@@ -150,15 +110,7 @@ def list_actions(args, campaign_id):
 def list_letters(args, campaign_id):
     """List the campaign's letters with their delivery state (queued, sent, failed, held)."""
     get_or_404(Campaign, campaign_id, "campaign")
-    stmt = (
-        select(Letter)
-        .join(Action, Letter.action_id == Action.id)
-        .where(Action.campaign_id == campaign_id)
-        .order_by(Letter.id)
-    )
-    if args.get("status"):
-        stmt = stmt.where(Letter.status == args["status"])
-    return paginate(stmt, args)
+    return services.list_letters(campaign_id, args)
 
 
 @campaigns.get("/<int:campaign_id>/letters.csv")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 
 from app.campaigns.letters import letters_csv
 from app.campaigns.models import Campaign
-from app.campaigns.services import action_count, close_expired, deadline_passed_on
+from app.campaigns.services import (
+    action_count,
+    all_campaigns,
+    close_expired,
+    deadline_passed_on,
+)
 from app.extensions import db
 
 
@@ -23,7 +27,7 @@ def list_command() -> None:
     db.session.commit()
     if closed:
         click.echo(f"Closed {closed} campaign(s) past their deadline.", err=True)
-    campaigns = db.session.scalars(select(Campaign).order_by(Campaign.id)).all()
+    campaigns = all_campaigns()
     if not campaigns:
         click.echo("No campaigns yet.")
         return

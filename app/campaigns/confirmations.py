@@ -26,9 +26,10 @@ from app.errors import DomainError
 from app.extensions import db
 from app.jobs import SEND_ACTION_CONFIRMATION, enqueue
 from app.links.tokens import ConfirmTokens, TokenError, TokenExpired
+from app.supporters.emails import email_for_lookup
 from app.supporters.models import Supporter
 from app.supporters.privacy import iso
-from app.supporters.services import find_by_email, normalise_email
+from app.supporters.services import find_by_email
 from mailers.plain import build_plain_message
 from mailers.transport import PermanentFailure, SmtpTransport
 
@@ -299,11 +300,7 @@ def pending_summary(campaign_id: int, now=None) -> dict:
 
 
 def _rows_for_email(email: str):
-    try:
-        email = normalise_email(email)
-    except ValueError:
-        email = (email or "").strip().lower()
-    return PendingAction.email == email
+    return PendingAction.email == email_for_lookup(email)
 
 
 def export_pending_for_email(email: str) -> list[dict]:

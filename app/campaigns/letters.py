@@ -29,6 +29,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.jobs import SEND_LETTER, enqueue
 from app.queues import job_is_live
+from app.supporters.csvformat import spreadsheet_safe
 from app.supporters.models import Supporter
 from mailers.plain import build_plain_message
 from mailers.transport import LocalError, PermanentFailure, SmtpTransport, TemporaryFailure
@@ -246,7 +247,8 @@ def letters_csv(campaign_id: int) -> str:
     writer.writerow(CSV_COLUMNS)
     for letter, action, target, supporter in letter_rows(campaign_id):
         writer.writerow(
-            _safe(v)
+            # Supporters write these cells: keep spreadsheets from running them as formulas.
+            spreadsheet_safe("" if v is None else str(v))
             for v in (
                 letter.id,
                 letter.status.value,
@@ -264,9 +266,3 @@ def letters_csv(campaign_id: int) -> str:
             )
         )
     return out.getvalue()
-
-
-def _safe(value) -> str:
-    # Supporters write these cells: keep spreadsheets from running them as formulas.
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

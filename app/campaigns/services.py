@@ -13,20 +13,23 @@ import nh3
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.api.pagination import paginate
 from app.campaigns.models import (
     Action,
     Campaign,
     CampaignKind,
     CampaignStatus,
+    CampaignTarget,
     Letter,
     LetterStatus,
 )
 from app.db import utcnow
-from app.errors import Invalid
+from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.links.tokens import LinkClaims
+from app.supporters.emails import normalise_email
 from app.supporters.models import Supporter
-from app.supporters.services import find_by_email, normalise_email, upsert_supporter
+from app.supporters.services import find_by_email, upsert_supporter
 from app.tracking import machine
 from app.tracking.models import EventKind
 from app.tracking.services import record_event
@@ -297,3 +300,74 @@ def deadline_passed_on(campaign: Campaign) -> str | None:
     """Return the closing date as people in the campaign's time zone read it."""
     local = deadline_in_zone(campaign)
     return f"{local.day} {local:%B %Y}" if local else None
+
+
+def apply_campaign_fields(campaign: Campaign, data: dict) -> None:
+    """Copy validated fields onto the campaign, turning a deadline date into its day's end.
+
+    `targets`, when given, replaces them all, but only before anyone has acted (Conflict).
+    """
+    timezone = data.get("timezone") or campaign.timezone or "UTC"
+    check_timezone(timezone)
+    if data.get("deadline_date"):
+        data["deadline"] = end_of_day(data.pop("deadline_date"), timezone)
+    data["timezone"] = timezone
+    targets = data.pop("targets", None)
+    for name, value in data.items():
+        if name in ("kind", "status"):
+            value = CampaignKind(value) if name == "kind" else CampaignStatus(value)
+        setattr(campaign, name, value)
+    if campaign.kind == CampaignKind.CLICK and not campaign.external_url:
+        raise Invalid(
+            "A click campaign needs `external_url`.",
+            {"external_url": ["Required for click campaigns."]},
+        )
+    if targets is not None:
+        if campaign.id is not None and _has_actions(campaign.id):
+            raise Conflict(
+                "Supporters have acted already: targets can no longer be replaced.",
+                code="campaign_has_actions",
+            )
+        campaign.targets = [CampaignTarget(position=n, **t) for n, t in enumerate(targets)]
+
+
+def _has_actions(campaign_id: int) -> bool:
+    found = db.session.scalar(select(Action.id).where(Action.campaign_id == campaign_id).limit(1))
+    return found is not None
+
+
+def campaign_by_slug(slug: str) -> Campaign | None:
+    return db.session.scalar(select(Campaign).where(Campaign.slug == slug))
+
+
+def campaign_id_by_slug(slug: str) -> int | None:
+    return db.session.scalar(select(Campaign.id).where(Campaign.slug == slug))
+
+
+def all_campaigns() -> list[Campaign]:
+    """Return every campaign, oldest first."""
+    return list(db.session.scalars(select(Campaign).order_by(Campaign.id)))
+
+
+def list_campaigns(page: dict) -> dict:
+    """Return a page of campaigns, newest first."""
+    return paginate(select(Campaign).order_by(Campaign.id.desc()), page)
+
+
+def list_actions(campaign_id: int, page: dict) -> dict:
+    """Return a page of a campaign's actions, oldest first."""
+    stmt = select(Action).where(Action.campaign_id == campaign_id).order_by(Action.id)
+    return paginate(stmt, page)
+
+
+def list_letters(campaign_id: int, query: dict) -> dict:
+    """Return a page of a campaign's letters by id, of one status if `query` names one."""
+    stmt = (
+        select(Letter)
+        .join(Action, Letter.action_id == Action.id)
+        .where(Action.campaign_id == campaign_id)
+        .order_by(Letter.id)
+    )
+    if query.get("status"):
+        stmt = stmt.where(Letter.status == query["status"])
+    return paginate(stmt, query)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request
 from flask_limiter import RateLimitExceeded
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import select
 
 from app.campaigns import confirmations, guards, services
 from app.campaigns.models import Campaign, CampaignKind, CampaignStatus
@@ -21,6 +20,7 @@ from app.errors import DomainError
 from app.extensions import db, limiter
 from app.links.tokens import Purpose, TokenError
 from app.mailings.models import Mailing
+from app.security import private_page_headers
 from app.supporters.models import Supporter
 from app.tracking import revocations
 from app.tracking.views import LinkProblem, link_problem_page, token_service, verified_link
@@ -45,10 +45,7 @@ def _client_network() -> str:
 def _campaign_of_request() -> str:
     """Key the per-campaign limit: the slug's campaign, or the "Not Jane?" link's campaign."""
     if "slug" in (request.view_args or {}):
-        campaign_id = db.session.scalar(
-            select(Campaign.id).where(Campaign.slug == request.view_args["slug"])
-        )
-        return f"campaign:{campaign_id}"
+        return f"campaign:{services.campaign_id_by_slug(request.view_args['slug'])}"
     try:
         claims = token_service().loads(Purpose.ACTION, (request.view_args or {}).get("token", ""))
     except TokenError:
@@ -79,13 +76,8 @@ per_campaign_limit = limiter.shared_limit(
 )
 
 
-@campaigns_pages.after_request
-def _private(response: Response) -> Response:
-    # Action tokens are in these URLs: keep them out of caches, search engines and Referers.
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Robots-Tag", "noindex, nofollow")
-    return response
+# Action tokens are in these URLs.
+campaigns_pages.after_request(private_page_headers)
 
 
 def _csrf() -> URLSafeSerializer:
@@ -312,7 +304,7 @@ def action_page(token: str):
 @per_campaign_limit
 def public_page(slug: str):
     """Anyone may act with their name, email, town and consent, once the address confirms."""
-    campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
+    campaign = services.campaign_by_slug(slug)
     if campaign is None or campaign.status == CampaignStatus.DRAFT:
         raise LinkProblem(404, "Campaign not found", "There is no campaign at this address.")
     if not campaign.is_open():

@@ -7,7 +7,6 @@ sends, pauses, resumes and cancels.
 from __future__ import annotations
 
 from flask import Response, current_app
-from sqlalchemy import select
 
 from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit, get_or_404
@@ -57,10 +56,7 @@ def create_mailing(data):
 @mailings.response(200, page_schema(s.MailingSchema))
 def list_mailings(args):
     """List mailings, newest first, optionally by status (paginated)."""
-    stmt = select(Mailing).order_by(Mailing.id.desc())
-    if args.get("status"):
-        stmt = stmt.where(Mailing.status == args["status"])
-    return paginate(stmt, args)
+    return paginate(services.mailings_newest_first(args.get("status")), args)
 
 
 @mailings.get("/<int:mailing_id>")

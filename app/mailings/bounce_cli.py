@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import email
 import logging
 import mailbox
-from collections.abc import Iterator
-from email.message import Message
 from pathlib import Path
 
 import click
@@ -16,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.mailings.bounces import DsnImportSummary, record_dsn
+from mailers.mailboxes import read_mailbox
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +34,7 @@ def import_command(path: Path) -> None:
     settings = current_app.config["CLARION"]
     summary = DsnImportSummary()
     try:
-        messages = read_messages(path)
+        messages = read_mailbox(path)
         for position, msg in enumerate(messages, start=1):
             summary.messages += 1
             try:
@@ -53,29 +51,3 @@ def import_command(path: Path) -> None:
     except (OSError, mailbox.Error) as exc:
         raise click.ClickException(f"Could not read {path}: {exc}") from exc
     click.echo(summary.describe())
-
-
-def read_messages(path: Path) -> Iterator[Message]:
-    """Yield each message in an mbox, an .eml, a folder of .eml files or a Maildir."""
-    if path.is_dir():
-        if (path / "cur").is_dir() and (path / "new").is_dir():
-            yield from mailbox.Maildir(path, factory=None, create=False)
-            return
-        for eml in sorted(path.glob("*.eml")):
-            yield _read_eml(eml)
-        return
-    with path.open("rb") as f:
-        is_mbox = f.read(5) == b"From "
-    if is_mbox:
-        box = mailbox.mbox(path, factory=None, create=False)
-        try:
-            yield from box
-        finally:
-            box.close()
-    else:
-        yield _read_eml(path)
-
-
-def _read_eml(path: Path) -> Message:
-    with path.open("rb") as f:
-        return email.message_from_binary_file(f)

@@ -1,8 +1,9 @@
 """Bounces and complaints reported after sending: record them and suppress the address.
 
-Every source (SES, the generic webhook, DSNs from a bounce mailbox) ends in `record_bounce`,
-so the state machine lives in one place: a hard bounce or a complaint suppresses at once, soft
-bounces suppress once they reach the configured limit, and nothing here ever resubscribes.
+Every source (SES, the generic webhook, DSNs from a bounce mailbox, an SMTP 5xx while sending)
+ends in `record_bounce`, so the state machine lives in one place: a hard bounce or a complaint
+suppresses at once, soft bounces suppress once they reach the configured limit, and nothing here
+ever resubscribes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db import dialect_name, utcnow
 from app.extensions import db
 from app.mailings.models import BounceEvent, BounceKind, Delivery
+from app.supporters.emails import email_for_lookup
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.supporters.services import change_status
 
@@ -64,15 +66,23 @@ def record_bounce(
     source: str,
     email: str | None = None,
     message_id: str | None = None,
+    delivery_id: int | None = None,
     detail: str | None = None,
     external_id: str | None = None,
     occurred_at: datetime | None = None,
     payload: dict | None = None,
     soft_bounce_limit: int,
 ) -> BounceOutcome:
-    """Store one bounce or complaint and suppress the supporter if it calls for it; no commit."""
+    """Store one bounce or complaint and suppress the supporter if it calls for it; no commit.
+
+    The delivery is the one given by id (an SMTP refusal while sending), else the one sent with
+    `message_id`; the supporter is that delivery's, else whoever has `email` now.
+    """
     kind = BounceKind(kind)
-    delivery = find_delivery(message_id) if message_id else None
+    if delivery_id is not None:
+        delivery = db.session.get(Delivery, delivery_id)
+    else:
+        delivery = find_delivery(message_id) if message_id else None
     address = normalise_address(email) if email else None
     supporter_id = delivery.supporter_id if delivery is not None else None
     if address and supporter_id is not None:
@@ -190,7 +200,8 @@ def strip_message_id(message_id: str) -> str:
 
 
 def normalise_address(email: str) -> str:
-    return email.strip().removeprefix("<").removesuffix(">").strip().lower()
+    """Return the stored form of an address a bounce report names, without angle brackets."""
+    return email_for_lookup(email.strip().removeprefix("<").removesuffix(">"))
 
 
 def bounded_external_id(external_id: str) -> str:

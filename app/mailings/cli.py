@@ -14,6 +14,7 @@ from app.mailings import control, previews, services
 from app.mailings.launch import SendError, linked_campaign
 from app.mailings.models import Mailing, MailingStatus
 from app.mailings.recipients import sender_of
+from app.supporters.emails import email_for_lookup
 from app.supporters.models import MailingList, Supporter
 
 ACTOR = "cli"
@@ -40,7 +41,9 @@ def _mailing(mailing_id: int, *, lock: bool = False) -> Mailing:
 def _supporter(email: str | None) -> Supporter | None:
     if not email:
         return None
-    supporter = db.session.scalar(select(Supporter).where(Supporter.email == email.strip().lower()))
+    supporter = db.session.scalar(
+        select(Supporter).where(Supporter.email == email_for_lookup(email))
+    )
     if supporter is None:
         raise click.ClickException(f"No supporter with email {email!r}.")
     return supporter
@@ -61,11 +64,8 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--status", type=click.Choice([s.value for s in MailingStatus]))
 def list_command(status) -> None:
     """List mailings, newest first."""
-    stmt = select(Mailing).order_by(Mailing.id.desc())
-    if status:
-        stmt = stmt.where(Mailing.status == status)
     found = False
-    for mailing in db.session.scalars(stmt):
+    for mailing in db.session.scalars(services.mailings_newest_first(status)):
         found = True
         when = mailing.scheduled_at.strftime("%Y-%m-%d %H:%M") if mailing.scheduled_at else "-"
         click.echo(

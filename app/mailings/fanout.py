@@ -13,14 +13,20 @@ import logging
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
 from app.jobs import SEND_BATCH, prepared, queue_of
-from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
+from app.mailings.models import (
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingStatus,
+    due_for_sending,
+)
 from app.mailings.sending import finish_if_complete
 from app.queues import call_after_commit, job_is_live, redis_connection, redis_key
 
@@ -100,11 +106,7 @@ def _batches_needing_work(mailing_id: int) -> tuple[set[int], set[int]]:
         select(Delivery.batch_no, Delivery.status)
         .where(
             Delivery.mailing_id == mailing_id,
-            or_(
-                Delivery.status == DeliveryStatus.QUEUED,
-                (Delivery.status == DeliveryStatus.DEFERRED) & (Delivery.next_attempt_at <= now),
-                (Delivery.status == DeliveryStatus.SENDING) & (Delivery.lease_until < now),
-            ),
+            due_for_sending(now),
         )
         .distinct()
     ).all()

@@ -16,11 +16,9 @@ from app.extensions import db
 from app.jobs import START_MAILING, enqueue
 from app.mailings.fanout import enqueue_send_batches
 from app.mailings.models import Delivery, Mailing, MailingLink, MailingStatus
-from app.mailings.recipients import TEMPLATES_DIR
+from app.mailings.rendering import freeze_sources, sources_of
 from app.supporters.models import CustomField
 from app.supporters.segments import audience_query
-from mailers.merge import allowed_fields
-from mailers.render import freeze
 
 
 class SendError(Conflict, ValueError):
@@ -129,17 +127,12 @@ def hold_scheduled_mailings_of(campaign: Campaign) -> list[int]:
 
 
 def freeze_mailing(mailing: Mailing, settings: Settings) -> None:
-    """Render MJML → HTML → inlined CSS and the text part once, and number the links."""
-    frozen = freeze(
-        mailing.subject,
-        mailing.preheader,
-        mailing.body_mjml,
-        mailing.body_text,
-        mailing.layout,
+    """Render MJML → HTML → inlined CSS and the text part once, number the links, store them."""
+    frozen = freeze_sources(
+        sources_of(mailing),
         organisation_name=settings.organisation_name,
         postal_address=settings.postal_address,
-        templates_dir=TEMPLATES_DIR,
-        allowed_fields=allowed_fields(known_custom_fields()),
+        custom_fields=known_custom_fields(),
     )
     mailing.frozen_subject = frozen.subject_source
     mailing.frozen_html = frozen.html_source

@@ -5,7 +5,17 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    ColumnElement,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    or_,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import BigId, JsonDict, UtcDateTime, utcnow
@@ -133,6 +143,19 @@ class Delivery(db.Model):
         Index("ix_deliveries_mailing_status_batch", "mailing_id", "status", "batch_no"),
         Index("ix_deliveries_message_id", "message_id"),
         Index("ix_deliveries_supporter_id", "supporter_id"),
+    )
+
+
+def due_for_sending(now: datetime) -> ColumnElement[bool]:
+    """SQL: the delivery waits for a worker: queued, deferred until `now` or earlier, or leased
+    to a worker whose lease ran out (it died mid-batch).
+
+    The one rule the batch claim and the fan-out's search for unfinished batches share.
+    """
+    return or_(
+        Delivery.status == DeliveryStatus.QUEUED,
+        (Delivery.status == DeliveryStatus.DEFERRED) & (Delivery.next_attempt_at <= now),
+        (Delivery.status == DeliveryStatus.SENDING) & (Delivery.lease_until < now),
     )
 
 

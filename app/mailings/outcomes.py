@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
+from app.mailings.bounces import record_bounce
 from app.mailings.models import (
-    BounceEvent,
     BounceKind,
     Delivery,
     DeliveryStatus,
@@ -22,8 +22,6 @@ from app.mailings.models import (
     MailingStatus,
 )
 from app.queues import redis_connection, redis_key
-from app.supporters.models import SubscriptionStatus, Supporter
-from app.supporters.services import change_status
 from mailers.transport import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -70,7 +68,7 @@ def defer(ids: list[int], exc: DeliveryError, settings: Settings, result: BatchR
 
 
 def fail_permanently(
-    mailing_id: int, delivery_id: int, supporter_id: int, exc: Exception, result: BatchResult
+    delivery_id: int, exc: Exception, settings: Settings, result: BatchResult
 ) -> None:
     """A 5xx reply is a hard bounce: fail the row and never mail this address again."""
     db.session.execute(
@@ -79,22 +77,12 @@ def fail_permanently(
         .values(status=DeliveryStatus.FAILED, lease_until=None, last_error=str(exc)[:1000])
         .execution_options(synchronize_session=False)
     )
-    db.session.add(
-        BounceEvent(
-            kind=BounceKind.HARD,
-            source="smtp",
-            mailing_id=mailing_id,
-            supporter_id=supporter_id,
-            delivery_id=delivery_id,
-            detail=str(exc)[:1000],
-        )
-    )
-    change_status(
-        db.session.get(Supporter, supporter_id),
-        SubscriptionStatus.BOUNCED,
-        channel="bounce",
-        actor="smtp",
-        detail=f"mailing {mailing_id}: {str(exc)[:300]}",
+    record_bounce(
+        kind=BounceKind.HARD,
+        source="smtp",
+        delivery_id=delivery_id,
+        detail=str(exc),
+        soft_bounce_limit=settings.soft_bounce_limit,
     )
     db.session.commit()
     result.failed += 1

@@ -2,37 +2,30 @@
 
 from __future__ import annotations
 
-import html
-import re
-from types import SimpleNamespace
-
 from jinja2 import TemplateError
 
 from app.config import Settings
 from app.links.tokens import TokenService
-from app.links.urls import INERT_PIXEL_URL
-from app.mailings.launch import freeze_mailing
+from app.mailings.launch import known_custom_fields
 from app.mailings.models import Mailing
-from app.mailings.recipients import (
-    build_factory,
+from app.mailings.recipients import build_factory, sender_of
+from app.mailings.rendering import (
+    Mode,
+    Person,
+    freeze_sources,
     frozen_of,
-    recipient_for,
-    recipient_from_fields,
-    sender_of,
-    supporter_fields,
+    in_mode,
+    recipient_in,
+    render_for,
+    sample_person,
+    sources_of,
 )
 from app.mailings.schemas import MAX_TEST_ADDRESSES
-from app.mailings.services import EDITABLE, MailingError, address_problem
+from app.mailings.services import MailingError, address_problem
 from app.supporters.models import Supporter
-from mailers.message import Recipient, merge_context
-from mailers.render import FreezeError
+from mailers.message import Recipient
+from mailers.render import FreezeError, FrozenMailing
 from mailers.transport import DeliveryError, SmtpTransport, TemporaryFailure
-
-TEST_PREFIX = "[TEST] "
-# Test messages carry tokens for supporter 0, which never exists: their action, unsubscribe and
-# preferences links lead to real pages but cannot act for, or unsubscribe, anyone.
-TEST_SUPPORTER_ID = 0
-_CLICK_URL = re.compile(r"\{\{ click_url \}\}/(\d+)")
 
 
 def preview(mailing: Mailing, supporter: Supporter | None, settings: Settings) -> dict:
@@ -41,25 +34,14 @@ def preview(mailing: Mailing, supporter: Supporter | None, settings: Settings) -
     Links go straight to their destinations and the open pixel is inert, so opening a preview
     records neither a click nor an open.
     """
-    copy = _untracked(_frozen_copy(mailing, settings))
-    frozen = frozen_of(copy)
-    person = supporter or sample_supporter()
-    recipient = recipient_for(mailing, person, settings, TokenService(settings.secret_keys))
-    recipient.urls["open_url"] = INERT_PIXEL_URL
-    context = merge_context(recipient)
+    person = Person.of(supporter) if supporter else sample_person()
     try:
-        return {
-            "subject": " ".join(frozen.subject_template.render(context).split()),
-            "html": frozen.html_template.render(context).replace("\r\n", "\n"),
-            "text": frozen.text_template.render(context).replace("\r\n", "\n"),
-        }
+        rendered = render_for(
+            _frozen(mailing, settings), mailing.id, person, Mode.PREVIEW, settings
+        )
     except TemplateError as exc:  # e.g. a filter that cannot take this supporter's value
         raise MailingError(f"The mailing cannot be rendered for this supporter: {exc}") from exc
-
-
-def sample_supporter(email: str = "jane.example@example.org") -> Supporter:
-    """Return an unsaved stand-in supporter for previews and test sends."""
-    return Supporter(id=TEST_SUPPORTER_ID, email=email, first_name="Jane", last_name="Example")
+    return {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}
 
 
 def test_send(
@@ -74,9 +56,9 @@ def test_send(
     SMTP refusals are reported there, not raised.
     """
     addresses = _test_addresses(addresses)
-    copy = _untracked(_frozen_copy(mailing, settings))
+    frozen = in_mode(_frozen(mailing, settings), Mode.TEST)
     try:
-        factory = build_factory(copy, settings)
+        factory = build_factory(mailing, settings, frozen)
     except ValueError as exc:  # a sender or unsubscribe address headers cannot carry
         raise MailingError(f"The message cannot be built: {exc}") from exc
     _, envelope_from = sender_of(mailing, settings)
@@ -84,17 +66,8 @@ def test_send(
     results = []
     with SmtpTransport(settings.smtp) as transport:
         for address in addresses:
-            person = supporter or sample_supporter(address)
-            recipient = recipient_from_fields(
-                mailing.id,
-                TEST_SUPPORTER_ID,
-                address,
-                supporter_fields(person),
-                settings,
-                tokens,
-                subject_prefix=TEST_PREFIX,
-            )
-            recipient.urls["open_url"] = INERT_PIXEL_URL
+            person = Person.of(supporter, address) if supporter else sample_person(address)
+            recipient = recipient_in(Mode.TEST, mailing.id, person, settings, tokens)
             results.append(_send_one(factory, transport, envelope_from, recipient))
             if results[-1].get("unreachable"):
                 # The server is down: say so for the rest instead of waiting on each in turn.
@@ -142,35 +115,16 @@ def _test_addresses(addresses: list[str]) -> list[str]:
     return cleaned
 
 
-def _frozen_copy(mailing: Mailing, settings: Settings) -> SimpleNamespace:
-    """Return a frozen, unsaved stand-in for `mailing`: stored sources if frozen, else fresh."""
-    copy = SimpleNamespace(**{key: getattr(mailing, key) for key in EDITABLE}, id=mailing.id)
+def _frozen(mailing: Mailing, settings: Settings) -> FrozenMailing:
+    """Return the mailing frozen: as stored once it was, else freshly and without storing it."""
     if mailing.frozen_at is not None:
-        copy.frozen_subject = mailing.frozen_subject
-        copy.frozen_html = mailing.frozen_html
-        copy.frozen_text = mailing.frozen_text
-        copy.links = list(mailing.links)
-        return copy
+        return frozen_of(mailing)
     try:
-        freeze_mailing(copy, settings)
+        return freeze_sources(
+            sources_of(mailing),
+            organisation_name=settings.organisation_name,
+            postal_address=settings.postal_address,
+            custom_fields=known_custom_fields(),
+        )
     except FreezeError as exc:
         raise MailingError(str(exc), {"body_mjml": [str(exc)]}) from exc
-    return copy
-
-
-def _untracked(copy: SimpleNamespace) -> SimpleNamespace:
-    """Point the copy's tracked links straight at their destinations."""
-    destinations = {link.position: link.url for link in copy.links}
-
-    def direct(escape):
-        def replace(match: re.Match) -> str:
-            url = destinations.get(int(match.group(1)))
-            if url is None or "{" in url or "}" in url:
-                return match.group()  # would read as a template tag: leave it tracked
-            return escape(url)
-
-        return replace
-
-    copy.frozen_html = _CLICK_URL.sub(direct(html.escape), copy.frozen_html)
-    copy.frozen_text = _CLICK_URL.sub(direct(str), copy.frozen_text)
-    return copy

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import exists, select, text, update
@@ -26,6 +25,7 @@ from app.mailings.models import (
     DeliveryStatus,
     Mailing,
     MailingStatus,
+    due_for_sending,
 )
 from app.mailings.outcomes import (
     BatchResult,
@@ -34,10 +34,11 @@ from app.mailings.outcomes import (
     fail_permanently,
     fail_unbuildable,
 )
-from app.mailings.recipients import factories, recipient_from_fields, sender_of
+from app.mailings.recipients import factories, sender_of
+from app.mailings.rendering import Mode, Person, recipient_in, supporter_fields
 from app.mailings.throttle import ConnectionSlots, RateLimiter
 from app.queues import redis_connection, redis_key
-from app.supporters.models import SubscriptionStatus, Supporter
+from app.supporters.models import Supporter, may_be_mailed
 from mailers.transport import PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,7 @@ def claim_rows(mailing_id: int, batch_no: int, lease_seconds: int) -> list[int]:
         .where(
             Delivery.mailing_id == mailing_id,
             Delivery.batch_no == batch_no,
-            (Delivery.status == DeliveryStatus.QUEUED)
-            | ((Delivery.status == DeliveryStatus.DEFERRED) & (Delivery.next_attempt_at <= now))
-            | ((Delivery.status == DeliveryStatus.SENDING) & (Delivery.lease_until < now)),
+            due_for_sending(now),
         )
         .order_by(Delivery.id)
         # PostgreSQL: two jobs for the same batch split the rows instead of waiting on each
@@ -152,13 +151,6 @@ class _Recorder:
         return None if status == MailingStatus.SENDING else f"mailing is {status.value}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Addressee:
-    supporter_id: int
-    email: str
-    fields: dict
-
-
 def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResult:
     """Send every sendable row of one batch; safe to run again at any time."""
     result = BatchResult()
@@ -210,14 +202,7 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
                 limiter.wait_for_slot()
                 person = addressees[delivery_id]
                 try:
-                    recipient = recipient_from_fields(
-                        mailing_id,
-                        person.supporter_id,
-                        person.email,
-                        person.fields,
-                        settings,
-                        tokens,
-                    )
+                    recipient = recipient_in(Mode.SEND, mailing_id, person, settings, tokens)
                     built = factory.build(recipient)
                     transport.send(envelope_from, person.email, built.data)
                 except TemporaryFailure as exc:
@@ -230,7 +215,7 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
                     defer([delivery_id], exc, settings, result)
                 except PermanentFailure as exc:
                     recorder.flush()
-                    fail_permanently(mailing_id, delivery_id, person.supporter_id, exc, result)
+                    fail_permanently(delivery_id, exc, settings, result)
                 except ValueError as exc:  # InvalidAddress and other values no mail can carry
                     recorder.flush()
                     fail_unbuildable(delivery_id, exc, result)
@@ -253,13 +238,13 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
     return result
 
 
-def _load_sendable(ids: list[int], result: BatchResult) -> dict[int, _Addressee]:
+def _load_sendable(ids: list[int], result: BatchResult) -> dict[int, Person]:
     """Re-check suppression now: an unsubscribe since the snapshot stops this batch's mail."""
     rows = db.session.execute(
         select(
-            Delivery.id,
-            Supporter.id,
-            Supporter.status,
+            Delivery.id.label("delivery_id"),
+            Supporter.id.label("supporter_id"),
+            may_be_mailed().label("may_be_mailed"),
             Supporter.email,
             Supporter.first_name,
             Supporter.last_name,
@@ -271,31 +256,12 @@ def _load_sendable(ids: list[int], result: BatchResult) -> dict[int, _Addressee]
         .join(Supporter, Supporter.id == Delivery.supporter_id, isouter=True)
         .where(Delivery.id.in_(ids))
     ).all()
-    sendable = {}
-    for (
-        delivery_id,
-        supporter_id,
-        status,
-        email,
-        first,
-        last,
-        postcode,
-        country,
-        language,
-        custom,
-    ) in rows:
-        if supporter_id is None or status != SubscriptionStatus.SUBSCRIBED:
-            continue
-        fields = dict(custom or {})
-        fields.update(
-            first_name=first,
-            last_name=last,
-            email=email,
-            postcode=postcode,
-            country=country,
-            language=language,
-        )
-        sendable[delivery_id] = _Addressee(supporter_id, email, fields)
+    sendable = {
+        # The row has a supporter's attributes, which is all supporter_fields reads.
+        row.delivery_id: Person(row.supporter_id, row.email, supporter_fields(row))
+        for row in rows
+        if row.may_be_mailed
+    }
     suppressed = [delivery_id for delivery_id, *_ in rows if delivery_id not in sendable]
     if suppressed:
         db.session.execute(

@@ -7,11 +7,10 @@ audience ids, addresses), so the "send" button only fails for reasons that arose
 from __future__ import annotations
 
 from datetime import datetime
-from types import SimpleNamespace
 
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from app.config import Settings
 from app.db import utcnow
@@ -21,15 +20,12 @@ from app.mailings.control import progress
 from app.mailings.launch import (
     SendError,
     audience_of,
-    freeze_mailing,
     known_custom_fields,
     linked_campaign,
     request_send,
 )
 from app.mailings.models import Mailing, MailingStatus
-from app.mailings.recipients import (
-    TEMPLATES_DIR,
-)
+from app.mailings.rendering import TEMPLATES_DIR, freeze_sources
 from app.mailings.schemas import MailingDataSchema
 from app.supporters.models import MailingList, Segment, Tag
 from app.supporters.segments import SegmentDefinitionError
@@ -168,16 +164,17 @@ def _validate(values: dict) -> None:
     if not errors:
         # A dry run of the real freeze surfaces MJML and link errors now, not at send time.
         try:
-            freeze_mailing(SimpleNamespace(**values), _DRY_RUN_SETTINGS)
+            # The organisation's name and address are left out: they are checked when it is sent.
+            freeze_sources(
+                values,
+                organisation_name=None,
+                postal_address=None,
+                custom_fields=known_custom_fields(),
+            )
         except FreezeError as exc:
             errors["body_mjml" if values["body_mjml"] else "layout"] = [str(exc)]
     if errors:
         raise MailingError("The mailing cannot be saved as it is; see details.", errors)
-
-
-# A freeze reads only the organisation's name and address from settings; the defaults stand in
-# for them here, and the real values are checked when the mailing is sent.
-_DRY_RUN_SETTINGS = Settings()
 
 
 def _audience_problems(audience: dict) -> dict:
@@ -259,3 +256,11 @@ def unfinished_mailings_using_segment(segment_id: int) -> list[int]:
         select(Mailing.id, Mailing.audience).where(Mailing.status.in_(open_statuses))
     )
     return [i for i, audience in rows if segment_id in ((audience or {}).get("segments") or [])]
+
+
+def mailings_newest_first(status: str | None = None) -> Select:
+    """Select mailings, newest first, of one status when given (the API pages it, the CLI lists)."""
+    stmt = select(Mailing).order_by(Mailing.id.desc())
+    if status:
+        stmt = stmt.where(Mailing.status == status)
+    return stmt

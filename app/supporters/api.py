@@ -7,19 +7,18 @@ or exports everything stored about one (GDPR requests).
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit, get_or_404
 from app.api.errors import ApiError
-from app.api.pagination import page_schema, paginate
+from app.api.pagination import page_schema
 from app.auth.models import Role
-from app.extensions import db
-from app.security import parse_id
 from app.supporters import schemas as s
 from app.supporters import services
-from app.supporters.groups_api import imports, lists, segments, tags
-from app.supporters.models import ListMembership, MailingList, Supporter, SupporterTag, Tag
+from app.supporters.imports_api import imports
+from app.supporters.lists_api import lists
+from app.supporters.models import Supporter
+from app.supporters.segments_api import segments
+from app.supporters.tags_api import tags
 
 supporters = ApiBlueprint(
     "supporters",
@@ -53,39 +52,7 @@ def upsert_supporter(data):
 @supporters.response(200, page_schema(s.SupporterSchema))
 def search_supporters(args):
     """Search supporters by email, list, tag and status (paginated, oldest first)."""
-    stmt = select(Supporter).order_by(Supporter.id)
-    if args.get("email"):
-        stmt = stmt.where(Supporter.email == args["email"].strip().lower())
-    if args.get("status"):
-        stmt = stmt.where(Supporter.status == args["status"])
-    if args.get("list"):
-        list_id = _resolve_id(MailingList, args["list"], "list")
-        stmt = stmt.where(
-            select(ListMembership)
-            .where(ListMembership.supporter_id == Supporter.id, ListMembership.list_id == list_id)
-            .exists()
-        )
-    if args.get("tag"):
-        tag_id = _resolve_id(Tag, args["tag"], "tag")
-        stmt = stmt.where(
-            select(SupporterTag)
-            .where(SupporterTag.supporter_id == Supporter.id, SupporterTag.tag_id == tag_id)
-            .exists()
-        )
-    return paginate(stmt, args)
-
-
-def _resolve_id(model, value: str, label: str) -> int:
-    value = value.strip()
-    as_id = parse_id(value)
-    if as_id is not None and db.session.get(model, as_id) is not None:
-        return as_id
-    found = db.session.scalar(select(model.id).where(model.name == value))
-    if found is None:
-        raise ApiError(
-            422, "validation_error", f"Unknown {label}.", {label: [f"No {label} {value!r}."]}
-        )
-    return found
+    return services.search_supporters(args)
 
 
 @supporters.get("/<int:supporter_id>")

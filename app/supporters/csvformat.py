@@ -5,8 +5,9 @@ rejections; only the writing differs between PostgreSQL and SQLite. Which encodi
 in is decided in csvencoding.
 
 Choices worth knowing:
-- Emails are stripped and lower-cased as a whole. The local part is case-sensitive in theory,
-  but no mainstream mailbox provider treats it so, and people type their address in any case;
+- Emails are stripped and lower-cased as a whole (app/supporters/emails.py, the rule the API
+  shares). The local part is case-sensitive in theory, but no mainstream mailbox provider
+  treats it so, and people type their address in any case;
   keeping "Ann@x.org" and "ann@x.org" apart would create duplicate supporters and, worse, let an
   unsubscribe recorded under one spelling miss mail sent to the other.
 - Only a bad or missing email (or an unknown status) rejects a row. Other bad values are dropped
@@ -28,8 +29,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from email_validator import EmailNotValidError, validate_email
-
 from app.supporters.csvencoding import (
     PREFIX_BYTES,
     CsvFileError,
@@ -41,6 +40,7 @@ from app.supporters.csvencoding import (
     is_line_safe,
     wide_lines,
 )
+from app.supporters.emails import InvalidEmail, normalise_email
 from app.supporters.models import SubscriptionStatus
 
 MAX_CUSTOM_VALUE = 2000
@@ -88,15 +88,8 @@ ISO_COUNTRIES = frozenset(
 COUNTRY_ALIASES = {"UK": "GB"}
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
 
-# Plain ASCII addresses that email_validator certainly accepts unchanged (after lower-casing);
-# anything else (IDN, quoted, special-use domains, odd lengths) goes to email_validator itself.
-_FAST_EMAIL = re.compile(
-    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
-)
 # Columns of Clarion's own export that are not imported (the database keeps its own timestamps).
 _OWN_COLUMNS = frozenset({"created_at", "updated_at"})
-_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
 
 # Control characters: line breaks and tabs become spaces, the rest (NUL, C1, …) are removed.
 _CONTROL = {c: None for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
@@ -142,40 +135,27 @@ def email_hash(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()
 
 
-def normalise_email(value: str) -> str:
-    """Return the address stripped and lower-cased, or raise EmailNotValidError."""
-    value = value.strip()
-    if value.startswith(_FORMULA_START):
-        value = value[1:]
-    email = value.lower()
-    if len(email) <= 254 and _FAST_EMAIL.fullmatch(email):
-        local, _, domain = email.partition("@")
-        if (
-            len(local) <= 64
-            and "--" not in domain
-            and domain.rpartition(".")[2] not in _SPECIAL_TLDS
-        ):
-            return email
-    if not email:
-        raise EmailNotValidError("The email address is empty.")
-    return validate_email(value, check_deliverability=False).normalized.lower()
-
-
 def clean_text(value: str) -> str | None:
     """Strip a cell, remove control characters and an exporter's anti-formula quote."""
     if not value.isprintable():
         value = value.translate(_CONTROL)
-    value = value.strip()
-    if value.startswith(_FORMULA_START):
-        value = value[1:]
-    return value or None
+    return unquote_spreadsheet_safe(value.strip()) or None
 
 
-def protect_formula(value: str) -> str:
-    """Quote a cell a spreadsheet would run as a formula (OWASP's CSV injection advice)."""
+def spreadsheet_safe(value: str) -> str:
+    """Quote a cell a spreadsheet would run as a formula (OWASP's CSV injection advice).
+
+    The one guard every CSV Clarion writes goes through (exports, import reports, letters).
+    """
     if value and value[0] in _FORMULA_TRIGGERS:
         return "'" + value
     return value
+
+
+def unquote_spreadsheet_safe(value: str) -> str:
+    """Undo `spreadsheet_safe` on a stripped cell, so Clarion's own exports import unchanged."""
+    # Tab and CR are not undone: the importer turns them into spaces and strips them anyway.
+    return value[1:] if value.startswith(_FORMULA_START) else value
 
 
 def custom_field_name(header: str) -> str:
@@ -331,9 +311,9 @@ class SupporterCsv:
         columns = self.columns
         raw_email = fields[columns["email"]] if columns["email"] < width else ""
         try:
-            email = normalise_email(raw_email)
-        except EmailNotValidError as exc:
-            reason = "missing email" if not raw_email.strip() else f"invalid email: {exc}"
+            email = normalise_email(unquote_spreadsheet_safe(raw_email.strip()))
+        except InvalidEmail as exc:
+            reason = "missing email" if not raw_email.strip() else f"invalid email: {exc.reason}"
             return self._reject(row_number, fields, reason)
         except Exception as exc:  # email_validator on hostile input must not stop the import
             return self._reject(row_number, fields, f"invalid email: {exc}")

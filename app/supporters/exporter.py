@@ -16,7 +16,7 @@ from sqlalchemy import Select, select
 
 from app.errors import NotFound
 from app.extensions import db
-from app.supporters.csvformat import protect_formula
+from app.supporters.csvformat import spreadsheet_safe
 from app.supporters.models import CustomField, ListMembership, MailingList, Segment, Supporter
 from app.supporters.segments import segment_query
 
@@ -74,7 +74,7 @@ def export_csv(supporters: Select | None = None) -> Iterator[str]:
 def _write(stmt: Select, custom_names: list[str]) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*STANDARD_COLUMNS, *(protect_formula(n) for n in custom_names)])
+    writer.writerow([*STANDARD_COLUMNS, *(spreadsheet_safe(n) for n in custom_names)])
     for count, row in enumerate(db.session.execute(stmt), 1):
         *standard, custom = row
         cells = [_cell(value) for value in standard]
@@ -94,7 +94,7 @@ def _cell(value) -> str:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if isinstance(value, str):
-        return protect_formula(value)
+        return spreadsheet_safe(value)
     if isinstance(value, (dict, list)):
-        return protect_formula(json.dumps(value, ensure_ascii=False))
-    return protect_formula(str(getattr(value, "value", value)))
+        return spreadsheet_safe(json.dumps(value, ensure_ascii=False))
+    return spreadsheet_safe(str(getattr(value, "value", value)))

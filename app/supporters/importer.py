@@ -30,7 +30,7 @@ from app.db import dialect_name, utcnow
 from app.extensions import db
 from app.jobs import RUN_IMPORT, enqueue
 from app.supporters.csvencoding import codec_name
-from app.supporters.csvformat import CsvFileError, SupporterCsv, protect_formula
+from app.supporters.csvformat import CsvFileError, SupporterCsv, spreadsheet_safe
 from app.supporters.import_writers import PostgresWriter, SqliteWriter
 from app.supporters.models import (
     CustomField,
@@ -278,7 +278,7 @@ def rejections_csv(import_id: int) -> Iterator[str]:
         .execution_options(yield_per=1000)
     )
     for count, (row_number, reason, raw) in enumerate(db.session.execute(stmt), 1):
-        writer.writerow([row_number, protect_formula(reason), protect_formula(raw or "")])
+        writer.writerow([row_number, spreadsheet_safe(reason), spreadsheet_safe(raw or "")])
         if count % 1000 == 0:
             yield out.getvalue()
             out.seek(0)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    ColumnElement,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import BigId, JsonDict, UtcDateTime, utcnow
@@ -86,6 +95,15 @@ class Supporter(db.Model):
     @property
     def full_name(self) -> str:
         return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+
+def may_be_mailed() -> ColumnElement[bool]:
+    """SQL: the supporter may be sent campaign mail (subscribed: not opted out, bounced or complained).
+
+    The one rule the audience snapshot, the list member counts and each batch's re-check before
+    sending share. NULL, and so false, for a supporter missing from an outer join (erased).
+    """
+    return Supporter.status == SubscriptionStatus.SUBSCRIBED
 
 
 class SubscriptionChange(db.Model):

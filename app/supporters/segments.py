@@ -27,6 +27,7 @@ from app.supporters.models import (
     Supporter,
     SupporterTag,
     Tag,
+    may_be_mailed,
 )
 
 TEXT_FIELDS = ("country", "language", "postcode", "source", "first_name", "last_name", "email")
@@ -248,7 +249,7 @@ def audience_query(
         criteria.append(~_in_lists(exclude_lists))
     if exclude_tags:
         criteria.append(~_has_tags(exclude_tags))
-    return select(Supporter.id).where(Supporter.status == SubscriptionStatus.SUBSCRIBED, *criteria)
+    return select(Supporter.id).where(may_be_mailed(), *criteria)
 
 
 def _status_in(statuses) -> ColumnElement:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import functools
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
+from app.api.pagination import paginate
 from app.db import dialect_name
 from app.errors import Conflict, Invalid
 from app.extensions import db
+from app.security import parse_id
 from app.supporters.csvformat import email_hash  # the one hash erased_emails and imports share
+from app.supporters.emails import InvalidSupporterData, email_for_lookup, normalise_email
 from app.supporters.models import (
     STANDARD_FIELDS,
     CustomField,
@@ -24,6 +26,7 @@ from app.supporters.models import (
     Supporter,
     SupporterTag,
     Tag,
+    may_be_mailed,
 )
 
 
@@ -58,10 +61,6 @@ def change_status(
 PROFILE_FIELDS = tuple(f for f in STANDARD_FIELDS if f != "email")
 
 
-class InvalidSupporterData(Invalid, ValueError):
-    """Input a service cannot use; `details` maps field names to messages."""
-
-
 class SupporterConflict(Conflict):
     """A request that clashes with stored state (duplicate, refused resubscription …)."""
 
@@ -83,16 +82,6 @@ def _race_is_a_conflict(service):
             ) from exc
 
     return refusing_races
-
-
-def normalise_email(raw: str) -> str:
-    """Return the address stripped and lower-cased, or raise InvalidSupporterData."""
-    email = (raw or "").strip().lower()
-    try:
-        validate_email(email, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidSupporterData("Invalid email address.", {"email": [str(exc)]}) from exc
-    return email
 
 
 def find_by_email(email: str) -> Supporter | None:
@@ -273,7 +262,7 @@ def remove_tag(supporter: Supporter, name: str) -> bool:
 def add_list_members(mailing_list: MailingList, supporter_ids=(), emails=()) -> dict:
     """Add supporters (by id or address) to a list; report what was added and what was unknown."""
     ids = set(supporter_ids)
-    normalised = {e.strip().lower(): e for e in emails}
+    normalised = {email_for_lookup(e): e for e in emails}
     by_email = dict(
         db.session.execute(
             select(Supporter.email, Supporter.id).where(Supporter.email.in_(list(normalised)))
@@ -313,7 +302,7 @@ def remove_list_member(mailing_list: MailingList, supporter_id: int) -> bool:
 
 def member_counts() -> dict[int, tuple[int, int]]:
     """Map list id to (members, subscribed members)."""
-    subscribed = func.count().filter(Supporter.status == SubscriptionStatus.SUBSCRIBED)
+    subscribed = func.count().filter(may_be_mailed())
     rows = db.session.execute(
         select(ListMembership.list_id, func.count(), subscribed)
         .join(Supporter, Supporter.id == ListMembership.supporter_id)
@@ -327,3 +316,42 @@ def tag_counts() -> dict[int, int]:
         select(SupporterTag.tag_id, func.count()).group_by(SupporterTag.tag_id)
     )
     return dict(rows.all())
+
+
+def search_supporters(query: dict) -> dict:
+    """Return a page of supporters, oldest first, matching the email, status, list and tag given.
+
+    `query` is the loaded SupporterQuerySchema: the filters plus `page` and `page_size`.
+    """
+    stmt = select(Supporter).order_by(Supporter.id)
+    if query.get("email"):
+        stmt = stmt.where(Supporter.email == email_for_lookup(query["email"]))
+    if query.get("status"):
+        stmt = stmt.where(Supporter.status == query["status"])
+    if query.get("list"):
+        list_id = resolve_id_or_name(MailingList, query["list"], "list")
+        stmt = stmt.where(
+            select(ListMembership)
+            .where(ListMembership.supporter_id == Supporter.id, ListMembership.list_id == list_id)
+            .exists()
+        )
+    if query.get("tag"):
+        tag_id = resolve_id_or_name(Tag, query["tag"], "tag")
+        stmt = stmt.where(
+            select(SupporterTag)
+            .where(SupporterTag.supporter_id == Supporter.id, SupporterTag.tag_id == tag_id)
+            .exists()
+        )
+    return paginate(stmt, query)
+
+
+def resolve_id_or_name(model, value: str, label: str) -> int:
+    """Return the id of the list or tag `value` names (by id first, then by name), or raise."""
+    value = value.strip()
+    as_id = parse_id(value)
+    if as_id is not None and db.session.get(model, as_id) is not None:
+        return as_id
+    found = db.session.scalar(select(model.id).where(model.name == value))
+    if found is None:
+        raise Invalid(f"Unknown {label}.", {label: [f"No {label} {value!r}."]})
+    return found

@@ -3,16 +3,17 @@ the browser. Every status change goes through the consent history."""
 
 from __future__ import annotations
 
+import re
+from email.message import EmailMessage
+
 from app.extensions import db
-from app.links.tokens import LinkClaims, TokenService
-from app.links.urls import INERT_PIXEL_URL
-from app.mailings.recipients import frozen_of, recipient_for
+from app.links.tokens import LinkClaims, Purpose, TokenError, TokenService
+from app.mailings.rendering import Mode, Person, frozen_of, render_for
 from app.supporters.models import ListMembership, MailingList, SubscriptionStatus, Supporter
 from app.supporters.services import change_status
 from app.tracking import machine
 from app.tracking.models import EventKind
 from app.tracking.services import record_event
-from mailers.message import merge_context
 
 
 def unsubscribe(
@@ -102,6 +103,35 @@ def apply_preferences(
 
 def render_for_browser(mailing, supporter: Supporter, settings) -> str:
     """Render a frozen mailing's HTML for one supporter as their mail showed it, minus the pixel."""
-    recipient = recipient_for(mailing, supporter, settings, TokenService(settings.secret_keys))
-    recipient.urls["open_url"] = INERT_PIXEL_URL  # a view in the browser is not an open
-    return frozen_of(mailing).html_template.render(merge_context(recipient))
+    person = Person.of(supporter)
+    return render_for(frozen_of(mailing), mailing.id, person, Mode.BROWSER, settings).html
+
+
+# The List-Unsubscribe mailto subject, `unsubscribe-<token>` (mailers/message.py writes it).
+_SUBJECT_TOKEN = re.compile(r"unsubscribe-([A-Za-z0-9_.-]+)", re.IGNORECASE)
+
+
+def unsubscribe_by_mail(message: EmailMessage, tokens: TokenService) -> str:
+    """Unsubscribe the supporter a mailed request names; return the outcome's name.
+
+    The signed token in the subject, not the sender's address, says who asked: people write
+    from aliases and forwarding addresses. Outcomes: unsubscribed, already_unsubscribed,
+    already_removed, bad_token, no_token.
+    """
+    try:
+        subject = str(message.get("Subject", ""))
+    except Exception:  # a malformed encoded word; the raw header may still hold the token
+        subject = str(message.get_all("Subject", [""])[0])
+    match = _SUBJECT_TOKEN.search(subject)
+    if not match:
+        return "no_token"
+    try:
+        claims = tokens.loads(Purpose.UNSUBSCRIBE, match.group(1))
+    except TokenError:
+        return "bad_token"
+    supporter = db.session.get(Supporter, claims.supporter_id)
+    if supporter is None:
+        return "already_removed"
+    was_subscribed = supporter.status == SubscriptionStatus.SUBSCRIBED
+    unsubscribe(supporter, claims.mailing_id, channel="mailto", ua_class="mailto")
+    return "unsubscribed" if was_subscribed else "already_unsubscribed"

@@ -24,7 +24,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.links.tokens import LinkClaims, Purpose, TokenError, TokenExpired, TokenService
 from app.mailings.models import Mailing
-from app.security import parse_id
+from app.security import PRIVATE_PAGE_HEADERS, parse_id, private_page_headers
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking import buffer, consent, services
 from app.tracking.revocations import check_not_revoked
@@ -35,12 +35,12 @@ tracking = Blueprint("tracking", __name__)
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 PIXEL_HEADERS = {
     "Content-Type": "image/gif",
+    # What private_page_headers would add, set here so the busiest response skips the lookups;
+    # a stricter Cache-Control, as some proxies and mail clients ignore no-store alone.
+    **PRIVATE_PAGE_HEADERS,
     "Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
     "Pragma": "no-cache",
     "Expires": "0",
-    # What _private would add, set here so the busiest response skips the lookups.
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
 }
 # Unsubscribe links must keep working long after the mail was sent (never refuse an opt-out);
 # preferences and web views may resubscribe or show personal data, so they age out.
@@ -114,13 +114,8 @@ def link_problem_page(exc: DomainError):
     )
 
 
-@tracking.after_request
-def _private(response: Response) -> Response:
-    # Tokens are in these URLs: keep them out of caches, search engines and Referer headers.
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Robots-Tag", "noindex, nofollow")
-    return response
+# Tokens are in these URLs.
+tracking.after_request(private_page_headers)
 
 
 def _may_record(purpose: Purpose, claims: LinkClaims, issued_at) -> bool:

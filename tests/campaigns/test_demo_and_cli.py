@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from app.campaigns.demo import DEMO_MAILING_NAME, LINKED_SLUG, load_demo_campaigns
 from app.campaigns.models import Campaign
 from app.campaigns.services import record_action
+from app.demo.campaigns import DEMO_MAILING_NAME, LINKED_SLUG, load_demo_campaigns
 from app.extensions import db
 from app.mailings.models import Mailing
 from tests.campaigns.conftest import make_campaign, make_supporter

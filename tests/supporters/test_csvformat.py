@@ -12,9 +12,10 @@ from app.supporters.csvformat import (
     SupporterCsv,
     clean_text,
     custom_field_name,
-    normalise_email,
-    protect_formula,
+    spreadsheet_safe,
+    unquote_spreadsheet_safe,
 )
+from app.supporters.emails import normalise_email
 from app.supporters.models import SubscriptionStatus
 
 
@@ -264,21 +265,26 @@ def test_invalid_codes_are_dropped_and_control_characters_removed(read):
 
 @pytest.mark.parametrize("value", ["=SUM(A1:A9)", "+1", "-1", "@cmd", "\tx", "\rx"])
 def test_export_quotes_cells_a_spreadsheet_would_run(value):
-    assert protect_formula(value) == "'" + value
+    assert spreadsheet_safe(value) == "'" + value
 
 
 @pytest.mark.parametrize("value", ["", "Ann", "'quoted", " =x", "1+1", "a@b.org"])
 def test_export_leaves_other_cells_alone(value):
-    assert protect_formula(value) == value
+    assert spreadsheet_safe(value) == value
 
 
 @pytest.mark.parametrize("value", ["=SUM(A1:A9)", "+44 20 7946 0000", "-5", "@handle"])
 def test_protected_cells_read_back_unchanged(read, value):
-    assert clean_text(protect_formula(value)) == value
+    assert clean_text(spreadsheet_safe(value)) == value
     assert clean_text("'hello") == "'hello"  # only the exporter's quote is removed
-    _, (row,), _ = read(f"email,first_name\nann@example.org,{protect_formula(value)}\n")
+    _, (row,), _ = read(f"email,first_name\nann@example.org,{spreadsheet_safe(value)}\n")
     assert (row.email, row.first_name) == ("ann@example.org", value)
 
 
 def test_emails_are_lower_cased_as_a_whole():
     assert normalise_email("  Ann.Lee@Example.ORG ") == "ann.lee@example.org"
+
+
+@pytest.mark.parametrize("value", ["=1", "+1", "-1", "@x", "plain", ""])
+def test_the_importer_undoes_exactly_the_guard(value):
+    assert unquote_spreadsheet_safe(spreadsheet_safe(value)) == value

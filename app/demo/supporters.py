@@ -1,9 +1,4 @@
-"""`clarion demo load`: demo data so a local run has something to work with.
-
-Loading is idempotent: it adds whatever demo data is missing and changes nothing that exists,
-so a second run (or a run after you have edited the demo data) leaves the database as it is.
-Later features add their demo records by extending `load_demo_data`.
-"""
+"""Demo supporters: lists, tags, 2,000 fake people in 15 countries, a few suppressed, a segment."""
 
 from __future__ import annotations
 
@@ -12,16 +7,11 @@ import unicodedata
 from dataclasses import dataclass, fields
 from datetime import timedelta
 
-import click
 from faker import Faker
-from flask import current_app
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.campaigns.demo import load_demo_campaigns
 from app.db import utcnow
-from app.extensions import db
-from app.mailings.models import Mailing
 from app.supporters.models import (
     CustomField,
     ListMembership,
@@ -48,7 +38,6 @@ LISTS = {
 TAGS = {"volunteer": 0.10, "donor": 0.15, "letter-writer": 0.20}
 LIST_SHARE = {"Urgent Action Network": 0.45, "Refugee and Migrant Rights": 0.30, "Newsletter": 0.80}
 SEGMENT_NAME = "Action network, not donors"
-DEMO_MAILING_NAME = "28 children — act now"
 
 # Faker locale -> (country, language, weight): mostly UK/US, with a spread of scripts and accents.
 LOCALES = {
@@ -298,25 +287,6 @@ def _apply_suppressions(session: Session, new_people: list[DemoSupporter], ids: 
     return changes
 
 
-def load_demo_mailing(session: Session, settings) -> int:
-    """Add the draft demo mailing to the Urgent Action Network if missing; return 1 if added."""
-    if session.scalar(select(Mailing.id).where(Mailing.name == DEMO_MAILING_NAME)) is not None:
-        return 0
-    network = session.scalar(select(MailingList).where(MailingList.name == "Urgent Action Network"))
-    session.add(
-        Mailing(
-            name=DEMO_MAILING_NAME,
-            subject='{{ first_name | default("Friend") }}, 28 children could be deported within days',
-            preheader="ICE can stop these deportations today. Please write now.",
-            from_name=settings.organisation_name,
-            layout="demo_28_children",
-            audience={"include_lists": [network.id]} if network else {},
-        )
-    )
-    session.flush()
-    return 1
-
-
 def demo_counts(session: Session) -> dict[str, int]:
     """Count the rows of each table the demo fills, for summaries and tests."""
     models = (
@@ -332,24 +302,3 @@ def demo_counts(session: Session) -> dict[str, int]:
         model.__tablename__: session.scalar(select(func.count()).select_from(model))
         for model in models
     }
-
-
-@click.group("demo")
-def demo_cli() -> None:
-    """Demo data."""
-
-
-@demo_cli.command("load")
-def load_command() -> None:
-    """Load demo lists, tags, supporters, a segment and a draft mailing (safe to run again)."""
-    if current_app.config["CLARION"].is_production:
-        raise click.ClickException("Refusing to load fake supporters into a production database.")
-    summary = load_demo_data(db.session)
-    summary.mailings = load_demo_mailing(db.session, current_app.config["CLARION"])
-    click.echo(f"Demo campaigns added: {load_demo_campaigns(db.session)}")
-    db.session.commit()
-    click.echo("Demo data added: " + ", ".join(summary.lines()))
-    click.echo(
-        "Now in the database: "
-        + ", ".join(f"{table} {count}" for table, count in demo_counts(db.session).items())
-    )

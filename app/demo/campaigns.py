@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from app.campaigns.models import Campaign, CampaignKind, CampaignStatus, CampaignTarget
 from app.campaigns.services import end_of_day
+from app.demo.mailings import DEMO_MAILING_NAME
 from app.mailings.models import Mailing
 
-DEMO_MAILING_NAME = "28 children — act now"
 LINKED_SLUG = "reunite-venezuelan-family"
 SIGNATURE = "\n\nYours sincerely,\n{supporter_name}\n{supporter_town}"
 

@@ -1,0 +1,66 @@
+"""The one rule for a supporter's email address: how it is stored, so one person is one row.
+
+The API, the CSV import, campaign forms, confirmations and bounce lookups all go through
+`normalise_email` (or `email_for_lookup`, which never refuses), so an address typed in any of
+them finds the same supporter.
+"""
+
+from __future__ import annotations
+
+import re
+
+from email_validator import EmailNotValidError, validate_email
+
+from app.errors import Invalid
+
+# Plain ASCII addresses that email_validator certainly accepts unchanged (after lower-casing);
+# anything else (IDN, quoted, special-use domains, odd lengths) goes to email_validator itself.
+# The CSV import normalises every row through here, so this path is what keeps it fast.
+_FAST_EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+
+
+class InvalidSupporterData(Invalid, ValueError):
+    """Input a service cannot use; `details` maps field names to messages."""
+
+
+class InvalidEmail(InvalidSupporterData, EmailNotValidError):
+    """An address email_validator refuses; `reason` says why in its words."""
+
+    def __init__(self, reason: str):
+        super().__init__("Invalid email address.", {"email": [reason]})
+        self.reason = reason
+
+
+def normalise_email(raw: str | None) -> str:
+    """Return the address as Clarion stores it (stripped, lower-cased), or raise InvalidEmail."""
+    value = (raw or "").strip()
+    email = value.lower()
+    if len(email) <= 254 and _FAST_EMAIL.fullmatch(email):
+        local, _, domain = email.partition("@")
+        if (
+            len(local) <= 64
+            and "--" not in domain
+            and domain.rpartition(".")[2] not in _SPECIAL_TLDS
+        ):
+            return email
+    if not email:
+        raise InvalidEmail("The email address is empty.")
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise InvalidEmail(str(exc)) from exc
+
+
+def email_for_lookup(raw: str | None) -> str:
+    """Return the stored form of an address to search for; an invalid one as typed, lower-cased.
+
+    Searching never refuses: an address that cannot be valid simply matches nobody.
+    """
+    try:
+        return normalise_email(raw)
+    except InvalidEmail:
+        return (raw or "").strip().lower()
