@@ -9,8 +9,8 @@ from app import create_app
 from app.auth.cli import tokens_cli
 from app.campaigns.cli import campaigns_cli
 from app.demo import demo_cli
-from app.mailings.bounce_cli import bounces_cli
 from app.mailings.cli import mailings_cli
+from app.mailings.feedback.bounce_import import bounces_cli
 from app.privacy.cli import supporter_commands
 from app.supporters.cli import supporters_cli
 from app.tracking.revocations_cli import links_cli

@@ -15,7 +15,7 @@ from app.campaigns.letters import redrive_due_letters
 from app.campaigns.services import close_expired
 from app.config import Settings
 from app.extensions import db
-from app.mailings.fanout import MAILING_TICKS
+from app.mailings.delivery.ticks import MAILING_TICKS
 from app.tracking.buffer import drain_events
 
 log = logging.getLogger(__name__)

@@ -74,10 +74,10 @@ START_MAILING = JobSpec(
 SEND_BATCH = JobSpec(
     func="workers.jobs.send_batch",
     queue=QueueName.SEND,
-    # Needs the generation too: app/mailings/fanout.py passes the id it builds with this.
+    # Needs the generation too: app/mailings/delivery/fanout.py passes the id it builds with this.
     job_id=send_batch_job_id,
-    # No timeout here: it depends on the mailing's send_rate, so app/mailings/fanout.py (the
-    # one place that queues batches) passes batch_job_timeout() with every enqueue.
+    # No timeout here: it depends on the mailing's send_rate, so app/mailings/delivery/fanout.py
+    # (the one place that queues batches) passes batch_job_timeout() with every enqueue.
     result_ttl=600,
     failure_ttl=WEEK,
     retries=3,

@@ -6,7 +6,7 @@ from flask import Blueprint, render_template
 
 from app.campaigns.views import register_campaign_pages
 from app.devmail import register_devmail
-from app.mailings.webhooks import webhooks_blueprint
+from app.mailings.feedback.webhooks import webhooks_blueprint
 from app.tracking.views import register_tracking
 
 home = Blueprint("home", __name__)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from app.api.docs import docs_assets
 from app.api.errors import ERROR_JSON_SCHEMA
 from app.campaigns.api import blueprints as campaign_blueprints
+from app.campaigns.services import campaign_gate
 from app.mailings.api import blueprints as mailing_blueprints
-from app.mailings.services import unfinished_mailings_using_segment
+from app.mailings.compose.services import unfinished_mailings_using_segment
+from app.mailings.delivery.campaign_gate import answer_campaign_gate
 from app.privacy.api import blueprints as privacy_blueprints
 from app.supporters.api import blueprints as supporter_blueprints
 from app.supporters.segments import answer_segment_users
@@ -27,6 +29,7 @@ BEARER_SCHEME = {
 def register_blueprints(api) -> None:
     # A lower domain's API asks a higher one through a function the edge hands it.
     answer_segment_users(unfinished_mailings_using_segment)
+    answer_campaign_gate(campaign_gate)
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     api.spec.options["security"] = [{"bearerAuth": []}]
     # flask-smorest documents its own error body; ours is {"error": {code, message, details}}.

@@ -147,9 +147,9 @@ def make_draft(db, list_id: int, name: str):
 
 def sample_message(settings: Settings, mailing, db) -> bytes:
     from app.links.tokens import TokenService
-    from app.mailings.launch import freeze_mailing
-    from app.mailings.recipients import build_factory
-    from app.mailings.rendering import Mode, Person, frozen_of, recipient_in
+    from app.mailings.compose.recipients import build_factory
+    from app.mailings.compose.rendering import Mode, Person, frozen_of, recipient_in
+    from app.mailings.delivery.launch import freeze_mailing
     from app.supporters.models import Supporter
 
     freeze_mailing(mailing, settings)
@@ -167,7 +167,7 @@ def run_end_to_end(
     app, settings: Settings, list_id: int, sink_port: int, workers: int
 ) -> tuple[float, int]:
     from app.extensions import db
-    from app.mailings.launch import request_send
+    from app.mailings.delivery.launch import request_send
     from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
 
     env = dict(os.environ)
@@ -219,7 +219,7 @@ def run_end_to_end(
 
 def run_snapshot(app, settings: Settings, count: int) -> float:
     from app.extensions import db
-    from app.mailings.launch import snapshot_audience
+    from app.mailings.delivery.launch import snapshot_audience
 
     with app.app_context():
         list_id = add_supporters(db, "snapshot audience", count, offset=10_000_000)
@@ -236,8 +236,8 @@ def profile_send(app, settings: Settings, list_id: int, sink_port: int) -> None:
     from pyinstrument import Profiler
 
     from app.extensions import db
-    from app.mailings.launch import request_send, start_mailing
-    from app.mailings.sending import send_batch
+    from app.mailings.delivery.launch import request_send, start_mailing
+    from app.mailings.delivery.sending import send_batch
 
     settings = replace(settings, smtp_url=f"smtp://127.0.0.1:{sink_port}", batch_size=2000)
     with app.app_context():

@@ -41,11 +41,11 @@ declare -A TESTS=(
   [app/tracking/machine.py]="$NO_DB tests/tracking/test_machine_rules.py tests/tracking/test_machine.py"
   # test_throttle.py's two-process test needs the conftest (a database) and 3 s of real time;
   # the arithmetic file covers the same module with Redis only.
-  [app/mailings/throttle.py]="$NO_DB tests/mailings/test_throttle_arithmetic.py"
+  [app/mailings/delivery/throttle.py]="$NO_DB tests/mailings/test_throttle_arithmetic.py"
   [mailers/message.py]="tests/mailers/test_message_golden.py tests/mailers/test_message.py tests/mailers/test_qp_body.py"
   [app/supporters/csvformat.py]="tests/supporters/test_csvformat.py tests/supporters/test_import.py tests/supporters/test_export.py"
 )
-DEFAULT=(app/links/tokens.py mailers/merge.py app/tracking/machine.py app/mailings/throttle.py)
+DEFAULT=(app/links/tokens.py mailers/merge.py app/tracking/machine.py app/mailings/delivery/throttle.py)
 MODULES=("$@")
 [ ${#MODULES[@]} -eq 0 ] && MODULES=("${DEFAULT[@]}")
 

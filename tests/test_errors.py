@@ -8,9 +8,9 @@ from flask import Flask
 from app import create_app
 from app.campaigns.services import CampaignError
 from app.errors import Conflict, DomainError, Invalid, NotFound
-from app.mailings import control
-from app.mailings.launch import CampaignNotOpen, SendError
-from app.mailings.services import MailingError
+from app.mailings.compose.services import MailingError
+from app.mailings.delivery import control
+from app.mailings.delivery.launch import CampaignNotOpen, SendError
 from app.supporters import services as supporter_services
 from app.supporters.csvencoding import CsvFileError, EncodingError
 from app.supporters.segments import SegmentDefinitionError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from app.mailings.launch import start_mailing as start
-from app.mailings.sending import send_batch as send
+from app.mailings.delivery.launch import start_mailing as start
+from app.mailings.delivery.sending import send_batch as send
 from workers.runtime import job_context
 
 

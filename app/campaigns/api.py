@@ -12,15 +12,15 @@ from app.auth.models import Role
 from app.campaigns import schemas as s
 from app.campaigns import services
 from app.campaigns.confirmations import pending_summary
+from app.campaigns.letter_text import letter_for_target
 from app.campaigns.letters import letter_rows, letters_csv
 from app.campaigns.models import (
     Campaign,
     CampaignStatus,
     CampaignTarget,
 )
-from app.campaigns.services import letter_for_target
 from app.extensions import db
-from app.mailings.launch import hold_scheduled_mailings_of
+from app.mailings.delivery.launch import hold_scheduled_mailings_of
 
 campaigns = ApiBlueprint(
     "campaigns",
@@ -72,7 +72,7 @@ def patch_campaign(data, campaign_id):
     """
     campaign = get_or_404(Campaign, campaign_id, "campaign")
     services.apply_campaign_fields(campaign, data)
-    hold_scheduled_mailings_of(campaign)
+    hold_scheduled_mailings_of(campaign.id)
     commit("A campaign with this slug exists already.")
     return campaign
 

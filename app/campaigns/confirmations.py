@@ -18,7 +18,7 @@ from email.utils import parseaddr
 
 from sqlalchemy import delete, func, select
 
-from app.campaigns import services
+from app.campaigns import letter_text, services
 from app.campaigns.models import Action, Campaign, CampaignKind, PendingAction
 from app.config import Settings
 from app.db import utcnow
@@ -266,8 +266,10 @@ def letter_to_confirm(pending: PendingAction, campaign: Campaign) -> str | None:
     # The page is the address owner's alone: it may show their name as we hold it.
     known = find_by_email(pending.email)
     if known is not None:
-        return services.model_letter(campaign, known.full_name, services.supporter_town(known))
-    return services.model_letter(campaign, pending.name, pending.town)
+        return letter_text.model_letter(
+            campaign, known.full_name, letter_text.supporter_town(known)
+        )
+    return letter_text.model_letter(campaign, pending.name, pending.town)
 
 
 def pending_summary(campaign_id: int, now=None) -> dict:

@@ -22,8 +22,8 @@ from email.utils import parseaddr
 
 from sqlalchemy import func, select
 
+from app.campaigns.letter_text import letter_for_target, supporter_town
 from app.campaigns.models import Action, Campaign, CampaignTarget, Letter, LetterStatus
-from app.campaigns.services import letter_for_target, supporter_town
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db

@@ -14,6 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.api.pagination import paginate
+from app.campaigns.letter_text import model_letter, supporter_town
+from app.campaigns.letters import queue_letter
 from app.campaigns.models import (
     Action,
     Campaign,
@@ -27,6 +29,7 @@ from app.db import utcnow
 from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.links.tokens import LinkClaims
+from app.mailings.delivery.campaign_gate import CampaignGate
 from app.supporters.emails import normalise_email
 from app.supporters.models import Supporter
 from app.supporters.services import find_by_email, upsert_supporter
@@ -37,8 +40,6 @@ from app.tracking.services import record_event
 # Staff write summaries and thank-you notes; these are all the tags a supporter's page renders.
 ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "a", "blockquote", "h3"}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
-PLACEHOLDERS = ("salutation", "supporter_name", "supporter_town")
-_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 
 class CampaignError(Invalid, ValueError):
@@ -99,54 +100,6 @@ def open_campaigns(now: datetime | None = None) -> list[Campaign]:
         select(Campaign).where(Campaign.status == CampaignStatus.OPEN).order_by(Campaign.deadline)
     )
     return [c for c in rows if c.is_open(now)]
-
-
-def fill_placeholders(template: str, values: dict[str, str]) -> str:
-    """Replace only the known {placeholders}; any other brace in staff text stays as written."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template or "")
-
-
-def supporter_town(supporter: Supporter | None) -> str:
-    if supporter is None:
-        return ""
-    return str((supporter.custom_fields or {}).get("town") or "")
-
-
-def model_letter(campaign: Campaign, name: str, town: str) -> str:
-    """Return the campaign's model letter addressed to its first target and signed.
-
-    A model without a {salutation} placeholder still opens with the first target's salutation
-    on a line of its own, so no letter is addressed to nobody and letter_for_target can swap
-    it for each other target's.
-    """
-    first = campaign.targets[0] if campaign.targets else None
-    salutation = first.salutation if first else ""
-    template = campaign.letter_body or ""
-    if salutation and "{salutation}" not in template:
-        template = "{salutation},\n\n" + template.lstrip()
-    return fill_placeholders(
-        template,
-        {"salutation": salutation, "supporter_name": name, "supporter_town": town},
-    ).strip()
-
-
-def letter_for_target(action: Action, campaign: Campaign, target) -> str:
-    """Return the action's letter addressed to `target`.
-
-    The page shows one letter, addressed to the first target (model_letter always opens with
-    its salutation); each other target gets the same text with its own salutation when the
-    supporter left the opening salutation as it was.
-    """
-    body = action.letter_body or ""
-    first = campaign.targets[0] if campaign.targets else None
-    if (
-        first is not None
-        and first.salutation
-        and target.id != first.id
-        and body.startswith(first.salutation)
-    ):
-        body = target.salutation + body[len(first.salutation) :]
-    return body
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -273,8 +226,6 @@ def record_action(
 
 
 def _create_letters(action: Action, campaign: Campaign, settings) -> None:
-    from app.campaigns.letters import queue_letter  # letters imports this module
-
     for target in campaign.targets:
         letter = Letter(
             action=action,
@@ -371,3 +322,17 @@ def list_letters(campaign_id: int, query: dict) -> dict:
     if query.get("status"):
         stmt = stmt.where(Letter.status == query["status"])
     return paginate(stmt, query)
+
+
+def campaign_gate(campaign_id: int) -> CampaignGate | None:
+    """Describe a campaign for the mailings domain's send check (wired in app/routes.py)."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None:
+        return None
+    return CampaignGate(
+        id=campaign.id,
+        title=campaign.title,
+        status=campaign.status.value,
+        deadline=campaign.deadline,
+        is_open=campaign.is_open(),
+    )

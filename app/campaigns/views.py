@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, redirect, render_template, request
 from flask_limiter import RateLimitExceeded
 from itsdangerous import BadData, URLSafeSerializer
 
-from app.campaigns import confirmations, guards, services
+from app.campaigns import confirmations, guards, letter_text, services
 from app.campaigns.models import Campaign, CampaignKind, CampaignStatus
 from app.errors import DomainError
 from app.extensions import db, limiter
@@ -23,7 +23,8 @@ from app.mailings.models import Mailing
 from app.security import private_page_headers
 from app.supporters.models import Supporter
 from app.tracking import revocations
-from app.tracking.views import LinkProblem, link_problem_page, token_service, verified_link
+from app.tracking.problems import LinkProblem
+from app.tracking.views import link_problem_page, token_service, verified_link
 
 campaigns_pages = Blueprint("campaign_pages", __name__)
 # LinkProblem, ConfirmProblem and any other domain error: the supporters' problem page.
@@ -147,7 +148,7 @@ def _view_vars(
     return {
         "campaign": campaign,
         "summary": services.sanitise_html(campaign.summary),
-        "letter": (values or {}).get("letter") or services.model_letter(campaign, name, town),
+        "letter": (values or {}).get("letter") or letter_text.model_letter(campaign, name, town),
         "name": name,
         "form_url": form_url,
         "csrf": csrf,
@@ -206,7 +207,7 @@ def _hold_for_form_details(
 
 def _edited_letter(campaign: Campaign, text: str | None) -> str | None:
     """Return the supporter's letter, or None when they left the unsigned model as it was."""
-    if not text or text.strip() == services.model_letter(campaign, "", "").strip():
+    if not text or text.strip() == letter_text.model_letter(campaign, "", "").strip():
         return None  # the service signs the model letter with the name they just gave
     return text
 
@@ -241,7 +242,7 @@ def action_page(token: str):
     if not campaign.is_open():
         return _closed_page(campaign)
     not_me = request.values.get("not_me") == "1"
-    me = {"name": supporter.full_name, "town": services.supporter_town(supporter)}
+    me = {"name": supporter.full_name, "town": letter_text.supporter_town(supporter)}
     form_url = f"/a/{token}" + ("?not_me=1" if not_me else "")
 
     def page(status: int = 200, errors=None, values=None):

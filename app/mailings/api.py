@@ -14,8 +14,9 @@ from app.api.errors import ApiError
 from app.api.pagination import page_schema, paginate
 from app.auth.models import Role
 from app.extensions import db
-from app.mailings import control, previews, services
-from app.mailings import schemas as s
+from app.mailings.compose import previews, services
+from app.mailings.compose import schemas as s
+from app.mailings.delivery import control
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
 

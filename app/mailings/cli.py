@@ -10,10 +10,12 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.mailings import control, previews, services
-from app.mailings.launch import SendError, linked_campaign
+from app.mailings.compose import previews, services
+from app.mailings.compose.recipients import sender_of
+from app.mailings.delivery import control
+from app.mailings.delivery.campaign_gate import linked_campaign
+from app.mailings.delivery.launch import SendError
 from app.mailings.models import Mailing, MailingStatus
-from app.mailings.recipients import sender_of
 from app.supporters.emails import email_for_lookup
 from app.supporters.models import MailingList, Supporter
 
@@ -112,8 +114,8 @@ def _campaign_line(campaign_id: int | None) -> str | None:
     campaign = linked_campaign(campaign_id)
     if campaign is None:
         return f"{campaign_id} (deleted)"
-    status = campaign.status.value
-    if status == "open" and not campaign.is_open():
+    status = campaign.status
+    if status == "open" and not campaign.is_open:
         status = "open, past its deadline"
     return f'{campaign.id} "{campaign.title}" ({status})'
 

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 from app.extensions import db
 from app.links.tokens import LinkClaims, Purpose, TokenError, TokenService
-from app.mailings.rendering import Mode, Person, frozen_of, render_for
+from app.mailings.compose.rendering import Mode, Person, frozen_of, render_for
 from app.supporters.models import ListMembership, MailingList, SubscriptionStatus, Supporter
 from app.supporters.services import change_status
 from app.tracking import machine

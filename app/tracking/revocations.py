@@ -40,6 +40,7 @@ from app.extensions import db
 from app.links.tokens import LinkClaims, Purpose
 from app.mailings.models import Mailing
 from app.supporters.models import Supporter
+from app.tracking.problems import LinkProblem
 
 CACHE_SECONDS = 5.0
 MAX_REASON_LENGTH = 500
@@ -172,8 +173,6 @@ def check_not_revoked(purpose: Purpose, claims: LinkClaims, issued_at: datetime)
     if purpose == Purpose.UNSUBSCRIBE or not is_revoked(claims, issued_at):
         return True
     if purpose in REFUSED_PURPOSES:
-        from app.tracking.views import LinkProblem  # views will import this module
-
         raise LinkProblem(
             410,
             "This link has been withdrawn",

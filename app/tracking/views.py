@@ -27,6 +27,7 @@ from app.mailings.models import Mailing
 from app.security import PRIVATE_PAGE_HEADERS, parse_id, private_page_headers
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking import buffer, consent, services
+from app.tracking.problems import LinkProblem
 from app.tracking.revocations import check_not_revoked
 
 tracking = Blueprint("tracking", __name__)
@@ -45,16 +46,6 @@ PIXEL_HEADERS = {
 # Unsubscribe links must keep working long after the mail was sent (never refuse an opt-out);
 # preferences and web views may resubscribe or show personal data, so they age out.
 PAGE_MAX_AGE = 400 * 24 * 3600
-
-
-class LinkProblem(DomainError):
-    """A link in a mail that cannot be used (cut short, expired, withdrawn …)."""
-
-    code = "link_problem"
-
-    def __init__(self, status: int, title: str, message: str):
-        super().__init__(message, status=status)
-        self.title = title
 
 
 def token_service() -> TokenService:

@@ -19,8 +19,8 @@ from app.campaigns.confirmations import send_confirmation
 from app.campaigns.models import Action, Letter, LetterStatus, PendingAction
 from app.config import PROJECT_ROOT
 from app.extensions import db
-from app.mailings.launch import request_send, start_mailing
-from app.mailings.sending import send_batch
+from app.mailings.delivery.launch import request_send, start_mailing
+from app.mailings.delivery.sending import send_batch
 from app.queues import QueueName, get_queue
 from app.supporters.models import SubscriptionStatus, Supporter
 from tests.campaigns.conftest import make_campaign, make_supporter

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.mailings.bounce_cli import bounces_cli
+from app.mailings.feedback.bounce_import import bounces_cli
 from app.mailings.models import BounceEvent, BounceKind
 from app.supporters.models import SubscriptionStatus, Supporter
 from tests.mailings import make_delivery, make_mailing, make_supporter

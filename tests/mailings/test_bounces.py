@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.mailings.bounces import record_bounce
+from app.mailings.feedback.bounces import record_bounce
 from app.mailings.models import BounceEvent, BounceKind
 from app.supporters.models import SubscriptionStatus
 from tests.mailings import make_delivery, make_mailing, make_supporter

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.mailings import previews, services
-from app.mailings.launch import request_send
+from app.mailings.compose import previews, services
+from app.mailings.compose.services import MailingError
+from app.mailings.delivery.launch import request_send
 from app.mailings.models import Delivery, Mailing, MailingStatus
-from app.mailings.services import MailingError
 from app.supporters.models import Segment, Supporter, Tag
 from tests.factories import make_list, make_mailing, make_supporters
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from app.config import PROJECT_ROOT
 from app.links.tokens import TokenService
 from app.links.urls import recipient_urls
-from app.mailings.rendering import supporter_fields
+from app.mailings.compose.rendering import supporter_fields
 from app.supporters.models import Supporter
 from mailers.merge import PER_RECIPIENT_URLS, STANDARD_FIELDS, TRACKING_URLS, allowed_fields
 

@@ -10,10 +10,8 @@ import pytest
 from app.extensions import db
 from app.links.tokens import Purpose, TokenService
 from app.links.urls import INERT_PIXEL_URL
-from app.mailings.launch import request_send, start_mailing
-from app.mailings.models import Mailing
-from app.mailings.previews import preview, test_send
-from app.mailings.rendering import (
+from app.mailings.compose.previews import preview, test_send
+from app.mailings.compose.rendering import (
     TEST_PREFIX,
     TEST_SUPPORTER_ID,
     Mode,
@@ -24,7 +22,9 @@ from app.mailings.rendering import (
     render_for,
     sources_of,
 )
-from app.mailings.sending import send_batch
+from app.mailings.delivery.launch import request_send, start_mailing
+from app.mailings.delivery.sending import send_batch
+from app.mailings.models import Mailing
 from app.supporters.models import Supporter
 from tests.factories import make_list, make_mailing, make_supporters
 

@@ -7,10 +7,10 @@ from dataclasses import replace
 from sqlalchemy import select
 
 from app.extensions import db
-from app.mailings.bounces import record_bounce
-from app.mailings.launch import request_send, start_mailing
+from app.mailings.delivery.launch import request_send, start_mailing
+from app.mailings.delivery.sending import send_batch
+from app.mailings.feedback.bounces import record_bounce
 from app.mailings.models import BounceEvent, BounceKind, Delivery, DeliveryStatus
-from app.mailings.sending import send_batch
 from app.supporters.models import SubscriptionStatus, Supporter
 from tests.factories import make_list, make_mailing, make_supporters
 from tests.mailings import make_delivery, make_supporter

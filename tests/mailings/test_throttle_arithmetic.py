@@ -1,7 +1,7 @@
 """Pin the throttle's arithmetic: GCRA reservations in real Redis, the waits, the chunking.
 
 The Lua scripts read Redis TIME, so the Redis clock cannot be faked without changing the source.
-The Python side's clock can: `time` in app/mailings/throttle.py is replaced by a fake whose
+The Python side's clock can: `time` in app/mailings/delivery/throttle.py is replaced by a fake whose
 sleep only records the delay and moves a fake monotonic clock. Nothing sleeps for real, so
 between two reservations only the real cost of a Redis round trip passes (well under the
 tolerances below, which are a fraction of one interval and so still catch any change of
@@ -18,8 +18,8 @@ import math
 import pytest
 import redis
 
-from app.mailings import throttle
-from app.mailings.throttle import ConnectionSlots, RateLimiter
+from app.mailings.delivery import throttle
+from app.mailings.delivery.throttle import ConnectionSlots, RateLimiter
 from tests.conftest import REDIS_BASE_URL, REDIS_DB_OFFSET
 
 SLACK = 0.05  # real seconds that may pass between a reservation and the test's check

@@ -19,8 +19,8 @@ from sqlalchemy import func, inspect, select
 
 from app import create_app
 from app.extensions import db
+from app.mailings.feedback.webhooks import webhooks_blueprint
 from app.mailings.models import BounceEvent, BounceKind
-from app.mailings.webhooks import webhooks_blueprint
 from app.security import WEBHOOK_MAX_BYTES
 from app.supporters.models import SubscriptionStatus, Supporter
 from tests.mailings import make_delivery, make_mailing, make_supporter

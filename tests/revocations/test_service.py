@@ -13,8 +13,8 @@ from app.extensions import db
 from app.links.tokens import LinkClaims, Purpose, TokenService
 from app.supporters.models import Supporter
 from app.tracking import revocations
+from app.tracking.problems import LinkProblem
 from app.tracking.revocations import LinkRevocation, check_not_revoked, is_revoked
-from app.tracking.views import LinkProblem
 from tests.campaigns.conftest import make_supporter
 from tests.factories import make_mailing
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from app.campaigns.models import CampaignStatus
 from app.db import utcnow
 from app.extensions import db
-from app.mailings.fanout import sweep
-from app.mailings.launch import request_send, start_mailing
+from app.mailings.delivery import campaign_gate
+from app.mailings.delivery.launch import request_send, start_mailing
+from app.mailings.delivery.sending import send_batch
+from app.mailings.delivery.ticks import sweep
 from app.mailings.models import MailingStatus
-from app.mailings.sending import send_batch
 from tests.campaigns.conftest import make_campaign
 from tests.factories import make_list, make_mailing, make_supporters
 
@@ -83,3 +86,23 @@ def test_a_mailing_whose_campaign_stays_open_starts(settings, redis_conn):
     assert start_mailing(mailing.id, settings)
     db.session.refresh(mailing)
     assert mailing.status == MailingStatus.SENDING and mailing.total_recipients == 3
+
+
+def test_an_unwired_campaign_gate_refuses_rather_than_sends(settings, redis_conn, monkeypatch):
+    """Mailings asks the campaigns domain through app/routes.py; unwired, it must not guess."""
+    campaign = make_campaign()
+    mailing = _scheduled(settings, campaign)
+    _make_due(mailing)
+    monkeypatch.setattr(campaign_gate, "_campaign_gate", None)
+
+    with pytest.raises(RuntimeError, match="whether a campaign is open"):
+        start_mailing(mailing.id, settings)
+    db.session.rollback()
+    db.session.refresh(mailing)
+    assert mailing.status == MailingStatus.SCHEDULED
+
+
+def test_create_app_wires_the_campaign_gate(app):
+    with app.app_context():
+        assert campaign_gate.linked_campaign(None) is None
+        assert campaign_gate._campaign_gate is not None

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.mailings.launch import request_send
+from app.mailings.delivery.launch import request_send
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
 from tests.factories import make_list, make_mailing, make_supporters
 from tests.sending.worker_processes import PrivateRedis, WorkerProcess, wait_until, worker_env

@@ -7,9 +7,9 @@ from dataclasses import replace
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.mailings.launch import request_send, start_mailing
+from app.mailings.delivery.launch import request_send, start_mailing
+from app.mailings.delivery.sending import send_batch
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
-from app.mailings.sending import send_batch
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.supporters.services import change_status
 from tests.factories import make_list, make_mailing, make_supporters
@@ -118,7 +118,7 @@ def test_unsubscribe_after_snapshot_stops_the_next_batch(settings, smtp_sink, re
 
 
 def test_pause_stops_claiming_and_resume_continues(settings, smtp_sink, redis_conn):
-    from app.mailings.control import pause, resume
+    from app.mailings.delivery.control import pause, resume
 
     settings = replace(settings, smtp_url=smtp_sink.url, batch_size=5)
     audience = make_list()
@@ -136,7 +136,7 @@ def test_pause_stops_claiming_and_resume_continues(settings, smtp_sink, redis_co
 
 
 def test_cancel_marks_unsent_rows_cancelled(settings, smtp_sink, redis_conn):
-    from app.mailings.control import cancel
+    from app.mailings.delivery.control import cancel
 
     settings = replace(settings, smtp_url=smtp_sink.url, batch_size=5)
     audience = make_list()
@@ -204,7 +204,7 @@ def test_unreachable_smtp_server_defers_the_whole_batch(settings, redis_conn):
 def test_only_drafts_can_be_sent(settings):
     import pytest
 
-    from app.mailings.launch import SendError
+    from app.mailings.delivery.launch import SendError
 
     mailing = make_mailing(make_list())
     mailing.status = MailingStatus.SENT
@@ -231,7 +231,7 @@ def test_scheduled_send_waits_for_its_time_and_the_sweep_starts_it(settings, red
     from datetime import timedelta
 
     from app.db import utcnow
-    from app.mailings.fanout import sweep
+    from app.mailings.delivery.ticks import sweep
     from app.queues import QueueName, get_queue
 
     audience = make_list()
@@ -261,8 +261,8 @@ def test_sweep_reenqueues_a_batch_whose_worker_died(settings, redis_conn):
     from sqlalchemy import update
 
     from app.db import utcnow
-    from app.mailings.fanout import sweep
-    from app.mailings.sending import claim_rows
+    from app.mailings.delivery.sending import claim_rows
+    from app.mailings.delivery.ticks import sweep
     from app.queues import QueueName, get_queue
 
     settings = replace(settings, batch_size=5)

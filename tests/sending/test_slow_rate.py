@@ -17,11 +17,11 @@ from sqlalchemy import func, select, update
 
 from app.db import utcnow
 from app.extensions import db
-from app.mailings import control
-from app.mailings.fanout import batch_job_timeout, requeue_stalled_batches
-from app.mailings.launch import request_send, start_mailing
+from app.mailings.delivery import control
+from app.mailings.delivery.fanout import batch_job_timeout, requeue_stalled_batches
+from app.mailings.delivery.launch import request_send, start_mailing
+from app.mailings.delivery.sending import claim_rows
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
-from app.mailings.sending import claim_rows
 from app.queues import QueueName, get_queue
 from tests.factories import make_list, make_mailing, make_supporters
 from tests.sending.worker_processes import WorkerProcess, wait_until, worker_env

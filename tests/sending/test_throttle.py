@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from app.mailings.throttle import ConnectionSlots, RateLimiter
+from app.mailings.delivery.throttle import ConnectionSlots, RateLimiter
 
 
 def _send_for(url: str, key: str, rate: float, seconds: float, counts) -> None:

@@ -1,7 +1,8 @@
-"""Put batch jobs on the queue, and the clock's sweep that makes the database the source of truth.
+"""Put batch jobs on the queue, and find the batches that need a job again.
 
 Redis can lose jobs (a restart without persistence) and RQ leaves a SIGKILLed worker's job
-"started" for minutes. So the sweep looks at deliveries, not at RQ: any batch with rows that
+"started" for minutes. So requeue_stalled_batches (run by the clock's sweep in
+app/mailings/delivery/ticks.py) looks at deliveries, not at RQ: any batch with rows that
 are queued, due for retry, or leased by a worker whose lease ran out gets a job again. Batch
 jobs are idempotent (they claim rows atomically and skip rows already sent), so an extra job
 costs one query.
@@ -24,10 +25,8 @@ from app.mailings.models import (
     Delivery,
     DeliveryStatus,
     Mailing,
-    MailingStatus,
     due_for_sending,
 )
-from app.mailings.sending import finish_if_complete
 from app.queues import call_after_commit, job_is_live, redis_connection, redis_key
 
 log = logging.getLogger(__name__)
@@ -140,65 +139,3 @@ def requeue_stalled_batches(settings: Settings, mailing: Mailing) -> int:
         log.info("mailing %s: re-enqueueing %d stalled batches", mailing.id, len(stalled))
         enqueue_send_batches(settings, mailing, stalled, generation=f"s{time.time_ns()}")
     return len(stalled)
-
-
-def start_due_mailings(settings: Settings) -> int:
-    """Start scheduled mailings whose time has come (Redis may have lost the scheduled job)."""
-    from app.mailings.launch import start_mailing  # launch imports this module
-
-    due = db.session.scalars(
-        select(Mailing.id).where(
-            Mailing.status == MailingStatus.SCHEDULED, Mailing.scheduled_at <= utcnow()
-        )
-    ).all()
-    return sum(start_mailing(mailing_id, settings) for mailing_id in due)
-
-
-def requeue_stalled_mailings(settings: Settings) -> int:
-    """Enqueue jobs for the stalled batches of every sending mailing."""
-    mailings = db.session.scalars(
-        select(Mailing).where(Mailing.status == MailingStatus.SENDING)
-    ).all()
-    return sum(requeue_stalled_batches(settings, mailing) for mailing in mailings)
-
-
-def finish_completed_mailings(settings: Settings) -> int:
-    """Mark sending mailings with no rows left to send as sent."""
-    ids = db.session.scalars(
-        select(Mailing.id).where(Mailing.status == MailingStatus.SENDING)
-    ).all()
-    return sum(finish_if_complete(mailing_id) for mailing_id in ids)
-
-
-def hold_mailings_of_closed_campaigns(settings: Settings) -> int:
-    """Pause scheduled mailings whose campaign stopped being open, with the reason.
-
-    Runs before start_due_mailings, due or not, so a mailing's status says why as soon as its
-    campaign is closed, back to draft or past its deadline.
-    """
-    from app.mailings.launch import hold_unless_campaign_open  # launch imports this module
-
-    scheduled = db.session.scalars(
-        select(Mailing.id).where(
-            Mailing.status == MailingStatus.SCHEDULED, Mailing.campaign_id.is_not(None)
-        )
-    ).all()
-    return sum(hold_unless_campaign_open(mailing_id) for mailing_id in scheduled)
-
-
-def sweep(settings: Settings) -> dict:
-    """Run mailings' own clock ticks once, in order; app/clock.py runs every domain's ticks."""
-    outcome = {}
-    for name, tick in MAILING_TICKS.items():
-        outcome[name] = tick(settings)
-        db.session.commit()
-    return outcome
-
-
-# The mailings domain's periodic work, in the order it must run (app/clock.py runs it).
-MAILING_TICKS = {
-    "held": hold_mailings_of_closed_campaigns,
-    "started": start_due_mailings,
-    "requeued": requeue_stalled_mailings,
-    "finished": finish_completed_mailings,
-}

@@ -6,8 +6,8 @@ from collections import OrderedDict
 from email.utils import parseaddr
 
 from app.config import Settings
+from app.mailings.compose.rendering import frozen_of
 from app.mailings.models import Mailing
-from app.mailings.rendering import frozen_of
 from mailers.dkim import DkimSigner
 from mailers.message import MessageFactory
 from mailers.render import FrozenMailing

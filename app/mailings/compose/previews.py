@@ -6,10 +6,8 @@ from jinja2 import TemplateError
 
 from app.config import Settings
 from app.links.tokens import TokenService
-from app.mailings.launch import known_custom_fields
-from app.mailings.models import Mailing
-from app.mailings.recipients import build_factory, sender_of
-from app.mailings.rendering import (
+from app.mailings.compose.recipients import build_factory, sender_of
+from app.mailings.compose.rendering import (
     Mode,
     Person,
     freeze_sources,
@@ -20,8 +18,10 @@ from app.mailings.rendering import (
     sample_person,
     sources_of,
 )
-from app.mailings.schemas import MAX_TEST_ADDRESSES
-from app.mailings.services import MailingError, address_problem
+from app.mailings.compose.schemas import MAX_TEST_ADDRESSES
+from app.mailings.compose.services import MailingError, address_problem
+from app.mailings.delivery.launch import known_custom_fields
+from app.mailings.models import Mailing
 from app.supporters.models import Supporter
 from mailers.message import Recipient
 from mailers.render import FreezeError, FrozenMailing

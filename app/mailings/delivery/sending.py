@@ -20,6 +20,16 @@ from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
 from app.links.tokens import TokenService
+from app.mailings.compose.recipients import factories, sender_of
+from app.mailings.compose.rendering import Mode, Person, recipient_in, supporter_fields
+from app.mailings.delivery.outcomes import (
+    BatchResult,
+    count_outcomes,
+    defer,
+    fail_permanently,
+    fail_unbuildable,
+)
+from app.mailings.delivery.throttle import ConnectionSlots, RateLimiter
 from app.mailings.models import (
     Delivery,
     DeliveryStatus,
@@ -27,16 +37,6 @@ from app.mailings.models import (
     MailingStatus,
     due_for_sending,
 )
-from app.mailings.outcomes import (
-    BatchResult,
-    count_outcomes,
-    defer,
-    fail_permanently,
-    fail_unbuildable,
-)
-from app.mailings.recipients import factories, sender_of
-from app.mailings.rendering import Mode, Person, recipient_in, supporter_fields
-from app.mailings.throttle import ConnectionSlots, RateLimiter
 from app.queues import redis_connection, redis_key
 from app.supporters.models import Supporter, may_be_mailed
 from mailers.transport import PermanentFailure, SmtpTransport, TemporaryFailure

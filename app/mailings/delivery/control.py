@@ -10,8 +10,8 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict
 from app.extensions import db
-from app.mailings.fanout import enqueue_send_batches
-from app.mailings.launch import check_campaign_open
+from app.mailings.delivery.fanout import enqueue_send_batches
+from app.mailings.delivery.launch import check_campaign_open
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
-from app.mailings.bounces import record_bounce
+from app.mailings.feedback.bounces import record_bounce
 from app.mailings.models import (
     BounceKind,
     Delivery,

@@ -18,8 +18,8 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from app.api.errors import error_body
 from app.api.schemas import ClarionSchema as Schema
 from app.extensions import db
-from app.mailings import sns
-from app.mailings.bounces import BounceKind, record_bounce
+from app.mailings.feedback import sns
+from app.mailings.feedback.bounces import BounceKind, record_bounce
 from app.security import parse_json
 
 log = logging.getLogger(__name__)

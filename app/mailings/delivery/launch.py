@@ -6,17 +6,15 @@ from datetime import datetime
 
 from sqlalchemy import func, insert, literal, select, text, update
 
-# Only the model, for one small read: whether the campaign a mailing links to is open. The
-# rule itself is Campaign.is_open(); campaign services stay above mailings.
-from app.campaigns.models import Campaign, CampaignStatus
 from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict
 from app.extensions import db
 from app.jobs import START_MAILING, enqueue
-from app.mailings.fanout import enqueue_send_batches
+from app.mailings.compose.rendering import freeze_sources, sources_of
+from app.mailings.delivery.campaign_gate import CampaignGate, linked_campaign
+from app.mailings.delivery.fanout import enqueue_send_batches
 from app.mailings.models import Delivery, Mailing, MailingLink, MailingStatus
-from app.mailings.rendering import freeze_sources, sources_of
 from app.supporters.models import CustomField
 from app.supporters.segments import audience_query
 
@@ -31,14 +29,7 @@ class CampaignNotOpen(SendError):
     code = "campaign_not_open"
 
 
-def linked_campaign(campaign_id: int | None) -> Campaign | None:
-    """Return the campaign a mailing's action links lead to (None: none linked, or deleted)."""
-    if campaign_id is None:
-        return None
-    return db.session.get(Campaign, campaign_id)
-
-
-def campaign_refusal(campaign_id: int | None, campaign: Campaign | None) -> str | None:
+def campaign_refusal(campaign_id: int | None, campaign: CampaignGate | None) -> str | None:
     """Say why mail linking to this campaign must not go out now, or None if it may.
 
     Every recipient's "Act now" link opens the campaign's action page, which shows "not
@@ -52,14 +43,14 @@ def campaign_refusal(campaign_id: int | None, campaign: Campaign | None) -> str 
             f"Campaign {campaign_id} no longer exists: link the mailing to an open campaign "
             'or unlink it ({"campaign_id": null}) before sending.'
         )
-    if campaign.is_open():
+    if campaign.is_open:
         return None
     title = campaign.title if len(campaign.title) <= 60 else campaign.title[:59] + "…"
     named = f'Campaign {campaign.id} "{title}"'
     reopen = f'PATCH /api/v1/campaigns/{campaign.id} {{"status": "open"}}'
-    if campaign.status == CampaignStatus.DRAFT:
+    if campaign.status == "draft":
         return f"{named} is a draft: open it before sending ({reopen})."
-    if campaign.status == CampaignStatus.CLOSED:
+    if campaign.status == "closed":
         return f"{named} is closed: reopen it ({reopen}) or link the mailing to an open campaign."
     return (
         f"{named} passed its deadline ({campaign.deadline:%Y-%m-%d %H:%M} UTC): move the "
@@ -74,8 +65,8 @@ def check_campaign_open(mailing: Mailing) -> None:
     refusal = campaign_refusal(mailing.campaign_id, campaign)
     if refusal:
         # "closed" also for an open campaign past its deadline: the page says closed.
-        status = "deleted" if campaign is None else campaign.status.value
-        status = "closed" if status == CampaignStatus.OPEN else status
+        status = "deleted" if campaign is None else campaign.status
+        status = "closed" if status == "open" else status
         raise CampaignNotOpen(
             refusal, {"campaign_id": mailing.campaign_id, "campaign_status": status}
         )
@@ -110,17 +101,18 @@ def known_custom_fields() -> set[str]:
     return set(db.session.scalars(select(CustomField.name)))
 
 
-def hold_scheduled_mailings_of(campaign: Campaign) -> list[int]:
+def hold_scheduled_mailings_of(campaign_id: int) -> list[int]:
     """Pause the scheduled mailings linking to a campaign that is not open; return their ids.
 
     Called when staff close a campaign or set it back to draft, so the mailings that would
     have sent dead links say so at once instead of failing silently at their start time.
     """
-    if campaign.is_open():
+    campaign = linked_campaign(campaign_id)
+    if campaign is not None and campaign.is_open:
         return []
     scheduled = db.session.scalars(
         select(Mailing.id).where(
-            Mailing.campaign_id == campaign.id, Mailing.status == MailingStatus.SCHEDULED
+            Mailing.campaign_id == campaign_id, Mailing.status == MailingStatus.SCHEDULED
         )
     ).all()
     return [mailing_id for mailing_id in scheduled if hold_unless_campaign_open(mailing_id)]

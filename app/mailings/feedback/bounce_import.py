@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
-from app.mailings.bounces import DsnImportSummary, record_dsn
+from app.mailings.feedback.bounces import DsnImportSummary, record_dsn
 from mailers.mailboxes import read_mailbox
 
 log = logging.getLogger(__name__)

@@ -16,17 +16,17 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import Invalid
 from app.extensions import db
-from app.mailings.control import progress
-from app.mailings.launch import (
+from app.mailings.compose.rendering import TEMPLATES_DIR, freeze_sources
+from app.mailings.compose.schemas import MailingDataSchema
+from app.mailings.delivery.campaign_gate import linked_campaign
+from app.mailings.delivery.control import progress
+from app.mailings.delivery.launch import (
     SendError,
     audience_of,
     known_custom_fields,
-    linked_campaign,
     request_send,
 )
 from app.mailings.models import Mailing, MailingStatus
-from app.mailings.rendering import TEMPLATES_DIR, freeze_sources
-from app.mailings.schemas import MailingDataSchema
 from app.supporters.models import MailingList, Segment, Tag
 from app.supporters.segments import SegmentDefinitionError
 from mailers.merge import allowed_fields, validate_template

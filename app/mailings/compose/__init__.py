@@ -1,0 +1,1 @@
+"""Composing a mailing: its fields and checks, previews, the one render function, recipients."""

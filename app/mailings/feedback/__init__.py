@@ -1,0 +1,1 @@
+"""What comes back after sending: bounces (DSNs, SMTP, webhooks and SNS) and their import."""
