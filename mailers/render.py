@@ -18,6 +18,7 @@ from lxml import etree
 from mjml import mjml2html
 from premailer import Premailer
 
+from mailers import markup
 from mailers.merge import html_env, text_env, validate_template
 from mailers.text import html_to_text
 
@@ -40,8 +41,6 @@ _LAYOUT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+")
 _REMOTE_CSS = re.compile(r"<link\b[^>]*>|@import\b[^;]*;", re.IGNORECASE)
 _ORGANISATION = re.compile(r"\{\{-?\s*organisation_name\s*-?\}\}")
-DEFAULT_LANG = "en"
-_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 _UNSUBSCRIBE_HREF = 'href="{{ unsubscribe_url }}"'
 _UNSUBSCRIBE_TEXT = "{{ unsubscribe_url }}"
 
@@ -57,11 +56,6 @@ _DEFAULT_HEAD = """<mj-head>
 _FOOTER_MJML = "_footer.mjml"
 _FOOTER_TEXT = "_footer.txt"
 _POSTAL_ADDRESS = re.compile(r"\{\{-?\s*postal_address\s*-?\}\}")
-
-_HIDDEN_STYLE = (
-    "display:none;visibility:hidden;mso-hide:all;font-size:0;line-height:0;max-height:0;"
-    "max-width:0;width:0;height:0;opacity:0;overflow:hidden"
-)
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,9 +149,12 @@ def freeze(
     body = root.find(".//body")
     if body is None:
         raise FreezeError("MJML produced no <body>")
-    _set_title(root, tokens.protect(subject))
-    _set_language(root)
-    _add_main_landmark(body)
+    head = root.find("head")
+    if head is None:
+        raise FreezeError("MJML produced no <head>")
+    markup.set_title(head, tokens.protect(subject))
+    markup.set_language(root)
+    markup.add_main_landmark(body)
 
     links = _track_links(root, tokens)
     if body_text:
@@ -168,9 +165,9 @@ def freeze(
         text = tokens.restore(html_to_text(root))
     honeypot_target = honeypot_url or next((link.url for link in links), "")
     links.insert(0, FrozenLink(HONEYPOT_POSITION, honeypot_target, True))
-    _add_preheader(body, tokens.protect(preheader))
-    _add_honeypot(body, tokens.token_for(_click(HONEYPOT_POSITION)))
-    _add_open_pixel(body, tokens.token_for("{{ open_url }}"))
+    markup.add_preheader(body, tokens.protect(preheader))
+    markup.add_honeypot(body, tokens.token_for(_click(HONEYPOT_POSITION)))
+    markup.add_open_pixel(body, tokens.token_for("{{ open_url }}"))
 
     serialised = etree.tostring(root, method="html", encoding="unicode", doctype="<!DOCTYPE html>")
     tokens.check_all_present(serialised)
@@ -335,77 +332,3 @@ def _track_text_links(text: str, links: list[FrozenLink]) -> str:
         return _click(by_url[url]) + match.group()[len(url) :]
 
     return _URL_IN_TEXT.sub(replace, text)
-
-
-def _set_title(root: etree._Element, protected_subject: str) -> None:
-    # Screen readers announce the title first, and "view in browser" shows it in the tab. The
-    # subject's merge fields stay tokens here, so each recipient's title is their own subject,
-    # autoescaped like the rest of the HTML; lxml escapes the literal text around them.
-    head = root.find("head")
-    if head is None:
-        raise FreezeError("MJML produced no <head>")
-    title = head.find("title")
-    if title is None:
-        title = etree.SubElement(head, "title")
-    title.text = protected_subject
-
-
-def _set_language(root: etree._Element) -> None:
-    # The mailing's language is what its MJML declares (<mjml lang="de">); MJML writes "und"
-    # when it declares none, which tells a screen reader nothing, so English is assumed then.
-    # Not the supporter's language: a German supporter sent an English alert gets English text.
-    declared = (root.get("lang") or "").strip()
-    lang = declared if _LANGUAGE_TAG.fullmatch(declared) and declared != "und" else DEFAULT_LANG
-    root.set("lang", lang)
-    for element in root.iterfind(".//body//*[@lang]"):
-        if element.get("lang") in ("und", declared):
-            element.set("lang", lang)
-
-
-def _add_main_landmark(body: etree._Element) -> None:
-    # MJML wraps the message in one role="article" div; a main landmark around it lets a screen
-    # reader jump straight to the content and keeps every visible part inside a landmark.
-    main = etree.Element("div", {"role": "main"})
-    main.extend(list(body))  # moves the children, with their tail text
-    main.text, body.text = body.text, None
-    body.append(main)
-
-
-def _add_preheader(body: etree._Element, protected_preheader: str) -> None:
-    if not protected_preheader:
-        return
-    span = etree.Element("span", {"class": "preheader", "style": _HIDDEN_STYLE})
-    span.text = protected_preheader
-    body.insert(0, span)
-
-
-def _add_honeypot(body: etree._Element, href_token: str) -> None:
-    # A link no person can see or reach by keyboard; link scanners follow it, so a click on it
-    # marks the click as a machine's (FrozenLink.is_honeypot).
-    wrapper = etree.Element("div", {"style": _HIDDEN_STYLE, "aria-hidden": "true"})
-    etree.SubElement(
-        wrapper,
-        "a",
-        {
-            "href": href_token,
-            "tabindex": "-1",
-            "aria-hidden": "true",
-            "data-clarion-honeypot": "1",
-            "style": _HIDDEN_STYLE,
-        },
-    )
-    body.insert(0, wrapper)
-
-
-def _add_open_pixel(body: etree._Element, src_token: str) -> None:
-    etree.SubElement(
-        body,
-        "img",
-        {
-            "src": src_token,
-            "width": "1",
-            "height": "1",
-            "alt": "",
-            "style": "display:block;border:0;width:1px;height:1px",
-        },
-    )

@@ -101,10 +101,10 @@ def apply_preferences(
     raise PreferenceRefused("That form could not be understood. Please try again.")
 
 
-def render_for_browser(mailing, supporter: Supporter, settings) -> str:
+def render_for_browser(mailing, supporter: Supporter, settings, tokens: TokenService) -> str:
     """Render a frozen mailing's HTML for one supporter as their mail showed it, minus the pixel."""
     person = Person.of(supporter)
-    return render_for(frozen_of(mailing), mailing.id, person, Mode.BROWSER, settings).html
+    return render_for(frozen_of(mailing), mailing.id, person, Mode.BROWSER, settings, tokens).html
 
 
 # The List-Unsubscribe mailto subject, `unsubscribe-<token>` (mailers/message.py writes it).

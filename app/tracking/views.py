@@ -284,7 +284,9 @@ def view_in_browser(token: str):
     if mailing is None or not mailing.frozen_html:
         raise LinkProblem(404, "Email not found", "This email is no longer available.")
     supporter = _supporter(claims)
-    html = consent.render_for_browser(mailing, supporter, current_app.config["CLARION"])
+    html = consent.render_for_browser(
+        mailing, supporter, current_app.config["CLARION"], token_service()
+    )
     return Response(
         html,
         200,
