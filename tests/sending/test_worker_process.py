@@ -11,10 +11,13 @@ def test_worker_stops_on_sigterm(settings, test_database_url, smtp_sink, redis_c
     log = tmp_path / "worker.log"
     worker = WorkerProcess(worker_env(settings, test_database_url, smtp_sink.url), log)
     try:
+        # RQ logs "Listening on" before it starts the scheduler and installs its signal
+        # handlers; its first maintenance pass ("cleaning registries") runs inside the loop,
+        # after them, so a SIGTERM from then on is RQ's to handle.
         wait_until(
-            lambda: b"Listening on" in log.read_bytes(),
+            lambda: b"cleaning registries" in log.read_bytes(),
             60,
-            message="worker listening",
+            message="worker in its loop",
             workers=[worker],
         )
         worker.process.send_signal(signal.SIGTERM)
