@@ -37,7 +37,12 @@ $(STAMP): requirements-dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-setup: $(STAMP)
+# The staff app's front-end packages (htmx), from package-lock.json into app/static/vendor.
+ASSETS := app/static/vendor/htmx.min.js
+$(ASSETS): package-lock.json
+	scripts/vendor-assets.sh
+
+setup: $(STAMP) $(ASSETS)
 
 run: setup
 	mkdir -p var
@@ -46,6 +51,7 @@ run: setup
 	scripts/ensure-services.sh redis
 	scripts/run-local.sh
 
+test: export CLARION_REQUIRE_ASSETS = 1
 test: setup
 	scripts/ensure-test-packages.sh test bench
 	scripts/ensure-services.sh postgres redis

@@ -6,7 +6,7 @@ import click
 from flask.cli import FlaskGroup
 
 from app import create_app
-from app.auth.cli import tokens_cli
+from app.auth.cli import tokens_cli, users_cli
 from app.campaigns.cli import campaigns_cli
 from app.demo import demo_cli
 from app.mailings.cli import mailings_cli
@@ -22,6 +22,7 @@ def register_commands(app) -> None:
     """Attach each domain's command group to the app's CLI."""
     for command in (
         tokens_cli,
+        users_cli,
         demo_cli,
         supporters_cli,
         unsubscribes_cli,

@@ -139,7 +139,9 @@ class Settings:
     # client network and, for actions not proven by a signed link, per campaign.
     public_form_rate_per_ip: str = "10/minute;60/hour"
     public_form_rate_per_campaign: str = "600/hour"
-    public_form_min_seconds: float = 3.0  # a person takes longer than this to fill the form
+    public_form_min_seconds: float = 3.0
+    # Staff sign-in attempts allowed per client network and, separately, per email address.
+    staff_login_rate: str = "5/minute;30/hour"  # a person takes longer than this to fill the form
     # The staff CSV import is the one request allowed a big body (see app/security.py).
     max_import_bytes: int = 512 * 1024 * 1024
 
@@ -197,6 +199,7 @@ class Settings:
                 environ, "LETTERS_PER_TARGET_PER_HOUR", cls.letters_per_target_per_hour
             ),
             max_import_bytes=_int(environ, "MAX_IMPORT_BYTES", cls.max_import_bytes),
+            staff_login_rate=_rate(environ, "STAFF_LOGIN_RATE", cls.staff_login_rate),
             public_form_rate_per_ip=_rate(
                 environ, "PUBLIC_FORM_RATE_PER_IP", cls.public_form_rate_per_ip
             ),

@@ -63,6 +63,8 @@ def settings(test_database_url, test_redis_url, tmp_path_factory, worker_id) -> 
         capture_dir=tmp_path_factory.mktemp("mailbox"),
         queue_prefix=f"clarion-test-{RUN_ID}{worker_id}",
         smtp_url=base.smtp_url,
+        # Every test signs in from 127.0.0.1; tests/staff/test_sign_in.py checks the real limit.
+        staff_login_rate="10000/minute",
     )
 
 

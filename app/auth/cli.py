@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
+from app.auth import audit
+from app.auth.accounts import AccountError, all_users, create_user, generate_password
 from app.auth.models import ApiToken, Role
 from app.auth.services import all_tokens, create_token, revoke_token
 from app.extensions import db
@@ -45,3 +49,59 @@ def revoke_command(token_id: int) -> None:
     revoke_token(token)
     db.session.commit()
     click.echo(f"Revoked token {token_id}.")
+
+
+@click.group("users")
+def users_cli() -> None:
+    """Create and list staff users of the web app."""
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", default="", help="The person's name, shown in the audit log.")
+@click.option(
+    "--password",
+    "password_mode",
+    type=click.Choice(["prompt", "generate"]),
+    default=None,
+    help="Ask for the password, or generate one and print it once (default: prompt on a "
+    "terminal, generate otherwise).",
+)
+def create_user_command(email: str, role: str, name: str, password_mode: str | None) -> None:
+    """Create a staff user who signs in at /staff/login."""
+    if password_mode is None:
+        password_mode = "prompt" if sys.stdin.isatty() else "generate"
+    if password_mode == "prompt":
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = generate_password()
+    try:
+        user = create_user(email, role, password=password, name=name)
+    except AccountError as exc:
+        raise click.ClickException(exc.message) from exc
+    audit.record(
+        "cli",
+        "user_created",
+        subject_type="staff_user",
+        subject_id=user.id,
+        detail=f"{user.email} as {role}",
+    )
+    db.session.commit()
+    if password_mode == "generate":
+        click.echo(password)
+        click.echo(
+            f"(staff user #{user.id} {user.email}, role {role}; the password is not shown again)",
+            err=True,
+        )
+    else:
+        click.echo(f"Created staff user #{user.id} {user.email} ({role}).")
+
+
+@users_cli.command("list")
+def list_users_command() -> None:
+    """List staff users (never their passwords)."""
+    for user in all_users():
+        state = "disabled" if user.disabled_at else "active"
+        two_factor = "2fa" if user.has_two_factor else "-"
+        click.echo(f"{user.id}\t{user.email}\t{user.role.value}\t{state}\t{two_factor}")
