@@ -10,8 +10,8 @@ from app.clock import TICKS, run_ticks
 from app.db import utcnow
 from app.extensions import db
 from app.mailings.delivery.ticks import sweep
-from tests.campaigns.conftest import make_campaign
 from tests.campaigns.test_letters import act
+from tests.factories import make_campaign
 from tests.smtp_sink import free_port
 
 

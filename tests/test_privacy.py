@@ -15,13 +15,12 @@ from app.extensions import db
 from app.links.tokens import Purpose, TokenService
 from app.mailings.models import BounceEvent, BounceKind, Delivery
 from app.supporters.models import ImportRejection, Supporter, SupporterImport
-from tests.campaigns.conftest import form_of, make_campaign, make_supporter
+from tests.campaigns.conftest import form_of
+from tests.factories import make_campaign, make_delivery, make_sent_mailing, make_supporter
 from tests.tracking.conftest import (  # noqa: F401 (autouse fixtures: keep the event buffer ours)
     _empty_event_buffer,
     _flush_only_when_asked,
     drain,
-    make_delivery,
-    make_mailing,
 )
 
 BROWSER = {
@@ -47,7 +46,7 @@ def world(client, settings, smtp_sink):
     """Jane and Bob got a mailing, opened it, clicked, and wrote through the action page."""
     tokens = TokenService(settings.secret_keys)
     campaign = make_campaign(targets=TARGETS)
-    mailing = make_mailing("Write for the parents")
+    mailing = make_sent_mailing("Write for the parents")
     mailing.campaign_id = campaign.id
     jane = make_supporter("jane@example.org")
     bob = make_supporter("bob@example.net", first_name="Bob", last_name="Ng", custom_fields={})

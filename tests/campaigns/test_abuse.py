@@ -17,16 +17,8 @@ from app.campaigns.guards import client_hash, client_network
 from app.campaigns.models import Action, Letter, PendingAction
 from app.extensions import db, init_limiter
 from app.supporters.models import Supporter
-from tests.campaigns.conftest import (
-    aged,
-    confirm_path,
-    form_of,
-    make_campaign,
-    make_recipient,
-    make_supporter,
-    pending_for,
-    public_form,
-)
+from tests.campaigns.conftest import aged, confirm_path, form_of, pending_for, public_form
+from tests.factories import make_campaign, make_recipient, make_supporter
 
 
 def count(model) -> int:

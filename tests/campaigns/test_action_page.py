@@ -11,16 +11,8 @@ from app.db import utcnow
 from app.extensions import db
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking.models import EventKind, TrackingEvent
-from tests.campaigns.conftest import (
-    aged,
-    confirm_path,
-    form_of,
-    make_campaign,
-    make_recipient,
-    make_supporter,
-    pending_for,
-    public_form,
-)
+from tests.campaigns.conftest import aged, confirm_path, form_of, pending_for, public_form
+from tests.factories import make_campaign, make_recipient, make_supporter
 
 
 def actions():

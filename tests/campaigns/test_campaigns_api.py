@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.campaigns.services import record_action
 from app.extensions import db
-from tests.campaigns.conftest import make_campaign, make_supporter
+from tests.factories import make_campaign, make_supporter
 
 BODY = {
     "title": "Stop illegal expulsions to El Salvador",

@@ -27,14 +27,8 @@ from app.extensions import db
 from app.links.tokens import CONFIRM_SALT, Purpose, TokenService
 from app.queues import QueueName, get_queue
 from app.supporters.models import SubscriptionStatus, Supporter
-from tests.campaigns.conftest import (
-    confirm_path,
-    form_of,
-    make_recipient,
-    make_supporter,
-    pending_for,
-    public_form,
-)
+from tests.campaigns.conftest import confirm_path, form_of, pending_for, public_form
+from tests.factories import make_recipient, make_supporter
 
 FORGED = "I no longer support this campaign. Ignore my earlier letters."
 

@@ -13,7 +13,7 @@ from app.campaigns.services import record_action
 from app.demo.campaigns import DEMO_MAILING_NAME, LINKED_SLUG, load_demo_campaigns
 from app.extensions import db
 from app.mailings.models import Mailing
-from tests.campaigns.conftest import make_campaign, make_supporter
+from tests.factories import make_campaign, make_supporter
 
 
 def test_demo_campaigns_are_idempotent_and_link_the_demo_mailing(db_session):

@@ -20,7 +20,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.jobs import letter_job_id
 from app.queues import QueueName, get_queue
-from tests.campaigns.conftest import make_campaign, make_supporter
+from tests.factories import make_campaign, make_supporter
 from tests.smtp_sink import SmtpSink
 
 POSTAL = {

@@ -206,7 +206,7 @@ def test_allowed_fields_render(env):
     assert template.render(first_name="ana", town="x", words=[]) == "Ana of X: / (0)"
 
 
-def test_html_env_escapes_and_text_env_does_not():
+def test_html_env_escapes_quotes_too_and_text_env_does_not():
     assert html_env.autoescape is True and text_env.autoescape is False
     assert html_env.from_string("{{ v }}").render(v='<b a="1">&') == (
         "&lt;b a=&#34;1&#34;&gt;&amp;"

@@ -135,7 +135,7 @@ def test_preview_formats_and_escaping(client, headers):
     assert db.session.get(Mailing, mailing.id).frozen_at is None
 
 
-def test_test_send(client, headers, app, settings, smtp_sink, monkeypatch):
+def test_api_test_send(client, headers, app, settings, smtp_sink, monkeypatch):
     monkeypatch.setitem(app.config, "CLARION", replace(settings, smtp_url=smtp_sink.url))
     mailing = make_mailing()
     url = f"/api/v1/mailings/{mailing.id}/test"
@@ -254,7 +254,7 @@ def test_unknown_mailing_is_404(client, headers):
 
 
 def test_campaign_id_links_unlinks_and_is_checked(client, headers, audience):
-    from tests.campaigns.conftest import make_campaign
+    from tests.factories import make_campaign
 
     campaign = make_campaign(status=CampaignStatus.DRAFT)  # linking a draft is fine
     created = _create(client, headers, campaign_id=campaign.id)
@@ -293,7 +293,7 @@ def test_campaign_id_links_unlinks_and_is_checked(client, headers, audience):
 @pytest.mark.parametrize("state", ["draft", "closed", "past_deadline", "deleted"])
 @pytest.mark.parametrize("later", [False, True])
 def test_send_refuses_a_campaign_that_is_not_open(client, headers, audience, state, later):
-    from tests.campaigns.conftest import make_campaign
+    from tests.factories import make_campaign
 
     campaign = make_campaign(
         status=CampaignStatus.CLOSED if state == "closed" else CampaignStatus.DRAFT
@@ -328,7 +328,7 @@ def test_send_refuses_a_campaign_that_is_not_open(client, headers, audience, sta
 
 
 def test_send_goes_ahead_once_the_campaign_is_open(client, headers, audience, redis_conn):
-    from tests.campaigns.conftest import make_campaign
+    from tests.factories import make_campaign
 
     campaign = make_campaign(status=CampaignStatus.DRAFT)
     mailing = make_mailing(audience, campaign_id=campaign.id)
@@ -344,7 +344,7 @@ def test_send_goes_ahead_once_the_campaign_is_open(client, headers, audience, re
 def test_closing_a_campaign_pauses_its_scheduled_mailing_and_resume_waits(
     client, headers, audience, redis_conn
 ):
-    from tests.campaigns.conftest import make_campaign
+    from tests.factories import make_campaign
 
     campaign = make_campaign()
     mailing = make_mailing(audience, campaign_id=campaign.id)

@@ -68,7 +68,7 @@ def test_preview_as_a_supporter(run):
     assert ids and run("preview", "999999").output.strip().endswith("No mailing with id 999999.")
 
 
-def test_test_send(run, app, settings, smtp_sink, monkeypatch):
+def test_cli_test_send(run, app, settings, smtp_sink, monkeypatch):
     monkeypatch.setitem(app.config, "CLARION", replace(settings, smtp_url=smtp_sink.url))
     smtp_sink.handler.reply_for = lambda rcpt: "550 no such user" if "bad" in rcpt else None
     mailing = make_mailing()
@@ -119,7 +119,7 @@ def test_status_watch_ends_when_the_mailing_has_stopped(run, settings, redis_con
 
 def test_create_with_a_campaign_show_it_and_send_only_once_it_is_open(run, redis_conn):
     from app.campaigns.models import CampaignStatus
-    from tests.campaigns.conftest import make_campaign
+    from tests.factories import make_campaign
 
     network = make_list()
     make_supporters(2, mailing_list=network)

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.mailings.models import Delivery, DeliveryStatus, due_for_sending
 from app.supporters.models import SubscriptionStatus, Supporter, may_be_mailed
 from app.supporters.services import change_status
-from tests.mailings import make_mailing, make_supporter
+from tests.factories import make_mailing, make_supporter
 
 
 def test_only_subscribed_supporters_may_be_mailed():

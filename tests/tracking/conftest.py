@@ -1,32 +1,20 @@
-"""Fixtures for the tracking tests: a frozen mailing with links, deliveries and signed URLs."""
+"""Fixtures for the tracking tests: a recipient of a sent mailing, signed URLs, clean caches."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from app import create_app
-from app.config import PROJECT_ROOT
-from app.db import utcnow
 from app.extensions import db
+from app.links import tokens as tokens_module
 from app.links.tokens import Purpose, TokenService
-from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingLink, MailingStatus
-from app.supporters.services import upsert_supporter
-from app.tracking import buffer
+from app.tracking import buffer, revocations
 from app.tracking.services import link_cache
 from app.tracking.views import register_tracking
-from mailers.render import freeze
-
-BODY = """
-<mj-section><mj-column><mj-text>
-  <p>Dear {{ first_name | default("Friend") }},</p>
-  <p><a href="https://act.example.org/petition">Sign the petition</a></p>
-  <p><a href="https://act.example.org/donate">Donate</a></p>
-  <p><a href="https://act.example.org/share">Share</a></p>
-</mj-text></mj-column></mj-section>
-"""
+from tests.factories import make_delivery, make_sent_mailing, make_supporter
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +39,14 @@ def _fresh_link_cache():
     link_cache.clear()
     yield
     link_cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_revocation_cache():
+    # The cache lives on the app, which outlives each test's rolled-back transaction.
+    revocations.clear_cache()
+    yield
+    revocations.clear_cache()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -88,51 +84,16 @@ def tokens(settings) -> TokenService:
     return TokenService(settings.secret_keys)
 
 
-def make_mailing(name="Free the journalists", body=BODY) -> Mailing:
-    frozen = freeze(
-        "Act now, {{ first_name | default('friend') }}",
-        None,
-        body,
-        None,
-        None,
-        organisation_name="Rights Watch",
-        postal_address="1 Example Street, London",
-        templates_dir=PROJECT_ROOT / "templates" / "emails",
-    )
-    mailing = Mailing(
-        name=name,
-        subject=name,
-        status=MailingStatus.SENT,
-        frozen_subject=frozen.subject_source,
-        frozen_html=frozen.html_source,
-        frozen_text=frozen.text_source,
-        frozen_at=utcnow(),
-    )
-    mailing.links = [
-        MailingLink(position=link.position, url=link.url, is_honeypot=link.is_honeypot)
-        for link in frozen.links
-    ]
-    db.session.add(mailing)
-    db.session.flush()
-    return mailing
+@pytest.fixture
+def sign_at(settings, monkeypatch):
+    """Return a function signing a token as if at `when` (a Unix time), as an older mail did."""
 
+    def sign(purpose: Purpose, mailing_id: int, supporter_id: int, when: float) -> str:
+        with monkeypatch.context() as m:
+            m.setattr(tokens_module, "time", SimpleNamespace(time=lambda: when))
+            return TokenService(settings.secret_keys).dumps(purpose, mailing_id, supporter_id)
 
-def make_supporter(email="zoe@example.org", **data):
-    supporter, _ = upsert_supporter({"email": email, **data}, actor="test")
-    return supporter
-
-
-def make_delivery(mailing, supporter, *, sent_ago=timedelta(hours=1)) -> Delivery:
-    delivery = Delivery(
-        mailing_id=mailing.id,
-        supporter_id=supporter.id,
-        batch_no=0,
-        status=DeliveryStatus.SENT,
-        sent_at=utcnow() - sent_ago,
-    )
-    db.session.add(delivery)
-    db.session.flush()
-    return delivery
+    return sign
 
 
 @dataclass
@@ -168,8 +129,8 @@ class Recipient:
 
 @pytest.fixture
 def recipient(tokens) -> Recipient:
-    mailing = make_mailing()
-    supporter = make_supporter(first_name="Zoë")
+    mailing = make_sent_mailing()
+    supporter = make_supporter("zoe@example.org", first_name="Zoë")
     delivery = make_delivery(mailing, supporter)
     # Commit (a savepoint release here): a request's teardown closes the session, which would
     # roll back anything only flushed.

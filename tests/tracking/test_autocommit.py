@@ -9,14 +9,15 @@ from app.extensions import db
 from app.links.tokens import Purpose
 from app.tracking.models import EventKind, TrackingEvent
 from app.tracking.stats import mailing_stats
-from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
+from tests.factories import make_delivery, make_sent_mailing, make_supporter
+from tests.tracking.conftest import drain
 
 UA = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"}
 
 
 @pytest.mark.integration
 def test_open_click_and_unsubscribe_commit_for_real(client, tokens):
-    mailing = make_mailing()
+    mailing = make_sent_mailing()
     supporter = make_supporter("real@example.org")
     make_delivery(mailing, supporter)
     mailing_id, supporter_id = mailing.id, supporter.id

@@ -12,12 +12,13 @@ from sqlalchemy import select
 from app import create_app
 from app.clock import run_ticks
 from app.db import utcnow
-from app.extensions import db
+from app.extensions import db, init_limiter
 from app.links.tokens import LinkClaims, Purpose
 from app.tracking import buffer, services
 from app.tracking.models import EventKind, TrackingEvent
 from app.tracking.views import PIXEL, register_tracking
-from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
+from tests.factories import make_delivery, make_sent_mailing, make_supporter
+from tests.tracking.conftest import drain
 
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
 UA = {"User-Agent": FIREFOX}
@@ -36,14 +37,16 @@ def queued(settings) -> int:
 
 
 @pytest.fixture(scope="module")
-def redis_down_app(settings):
+def redis_down_app(app, settings):
     """The app with Redis on a port nobody listens on: a real refused connection."""
     application = create_app(
         replace(settings, redis_url="redis://127.0.0.1:1/0"), {"TESTING": True}
     )
     if "tracking" not in application.blueprints:
         register_tracking(application)
-    return application
+    yield application
+    # One limiter object: the dead app pointed it at the dead Redis; later tests need ours.
+    init_limiter(app, settings)
 
 
 def test_open_waits_in_redis_until_drained(client, recipient, settings):
@@ -136,7 +139,7 @@ SCENARIO = [
 
 
 def _recipient(email, sent_ago=timedelta(hours=1)):
-    mailing = make_mailing()
+    mailing = make_sent_mailing()
     supporter = make_supporter(email)
     delivery = make_delivery(mailing, supporter, sent_ago=sent_ago)
     db.session.commit()

@@ -10,7 +10,8 @@ from app.extensions import db
 from app.links.tokens import Purpose
 from app.mailings.models import MailingLink
 from app.tracking.models import EventKind, TrackingEvent
-from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
+from tests.factories import make_delivery, make_sent_mailing, make_supporter
+from tests.tracking.conftest import drain
 
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
 UA = {"User-Agent": FIREFOX}
@@ -70,7 +71,7 @@ def test_link_of_another_mailing_is_a_404(client, recipient):
         + "".join(f'<a href="https://other.example/{n}">link {n}</a> ' for n in range(1, 10))
         + "</mj-text></mj-column></mj-section>"
     )
-    other = make_mailing("Other", body=body)
+    other = make_sent_mailing("Other", body=body)
     assert any(link.position == 9 for link in other.links)
     response = client.get(click_path(recipient, 9), headers=UA)
     assert response.status_code == 404
@@ -118,7 +119,7 @@ def test_scanner_user_agent_is_a_machine_click(client, recipient):
 
 
 def test_click_seconds_after_delivery_is_a_machine(client, tokens):
-    mailing = make_mailing()
+    mailing = make_sent_mailing()
     supporter = make_supporter("fast@example.org")
     make_delivery(mailing, supporter, sent_ago=timedelta(seconds=3))
     token = tokens.dumps(Purpose.CLICK, mailing.id, supporter.id)

@@ -49,9 +49,9 @@ def test_withdrawn_mailing_can_still_be_unsubscribed_from(client, recipient):
 
 
 def test_links_of_other_mailings_still_count(client, recipient, tokens):
-    from tests.tracking.conftest import make_delivery, make_mailing
+    from tests.factories import make_delivery, make_sent_mailing
 
-    other = make_mailing("Another alert")
+    other = make_sent_mailing("Another alert")
     make_delivery(other, recipient.supporter)
     db.session.commit()
     other_id = other.id

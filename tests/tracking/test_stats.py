@@ -12,7 +12,8 @@ from app.mailings.models import DeliveryStatus
 from app.privacy import erase_supporter
 from app.tracking.models import TrackingEvent
 from app.tracking.stats import mailing_stats
-from tests.tracking.conftest import drain, make_delivery, make_mailing, make_supporter
+from tests.factories import make_delivery, make_sent_mailing, make_supporter
+from tests.tracking.conftest import drain
 
 BROWSER = {
     "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
@@ -21,7 +22,7 @@ MPP = {"User-Agent": "Mozilla/5.0"}
 
 
 def setup_mailing(tokens, count=3):
-    mailing = make_mailing()
+    mailing = make_sent_mailing()
     people = []
     for n in range(count):
         supporter = make_supporter(f"p{n}@example.org")

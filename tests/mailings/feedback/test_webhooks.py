@@ -23,7 +23,7 @@ from app.mailings.feedback.webhooks import webhooks_blueprint
 from app.mailings.models import BounceEvent, BounceKind
 from app.security import WEBHOOK_MAX_BYTES
 from app.supporters.models import SubscriptionStatus, Supporter
-from tests.mailings import make_delivery, make_mailing, make_supporter
+from tests.factories import make_delivery, make_mailing, make_supporter
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:clarion-ses-feedback"
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0000000000.pem"

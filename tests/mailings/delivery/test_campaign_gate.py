@@ -14,8 +14,7 @@ from app.mailings.delivery.launch import request_send, start_mailing
 from app.mailings.delivery.sending import send_batch
 from app.mailings.delivery.ticks import sweep
 from app.mailings.models import MailingStatus
-from tests.campaigns.conftest import make_campaign
-from tests.factories import make_list, make_mailing, make_supporters
+from tests.factories import make_campaign, make_list, make_mailing, make_supporters
 
 
 def _scheduled(settings, campaign, *, in_seconds=3600):

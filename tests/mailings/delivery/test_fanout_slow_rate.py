@@ -24,7 +24,7 @@ from app.mailings.delivery.sending import claim_rows
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
 from app.queues import QueueName, get_queue
 from tests.factories import make_list, make_mailing, make_supporters
-from tests.sending.worker_processes import WorkerProcess, wait_until, worker_env
+from tests.worker_processes import WorkerProcess, wait_until, worker_env
 
 
 def _job(redis_conn, job_id) -> Job:

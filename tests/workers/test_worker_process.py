@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from tests.sending.worker_processes import WorkerProcess, wait_until, worker_env
+from tests.worker_processes import WorkerProcess, wait_until, worker_env
 
 
 def test_worker_stops_on_sigterm(settings, test_database_url, smtp_sink, redis_conn, tmp_path):

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.mailings.feedback.bounces import record_bounce
 from app.mailings.models import BounceEvent, BounceKind
 from app.supporters.models import SubscriptionStatus
-from tests.mailings import make_delivery, make_mailing, make_supporter
+from tests.factories import make_delivery, make_mailing, make_supporter
 
 MESSAGE_ID = "<6f1c2e9a0b3d4e5f8a7b6c5d4e3f2a1b@clarion.test>"
 

@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.tracking.revocations import LinkRevocation
-from tests.campaigns.conftest import make_supporter
-from tests.factories import make_mailing
+from tests.factories import make_mailing, make_supporter
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from app.supporters.models import Supporter
 from app.tracking import revocations
 from app.tracking.problems import LinkProblem
 from app.tracking.revocations import LinkRevocation, check_not_revoked, is_revoked
-from tests.campaigns.conftest import make_supporter
-from tests.factories import make_mailing
+from tests.factories import make_mailing, make_supporter
 
 
 def at(seconds_ago: float) -> datetime:

@@ -15,8 +15,8 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from app.queues import all_queues
-from tests.sending.worker_processes import PrivateRedis, WorkerProcess, wait_until, worker_env
 from tests.smtp_sink import free_port
+from tests.worker_processes import PrivateRedis, WorkerProcess, wait_until, worker_env
 
 pytestmark = pytest.mark.integration
 

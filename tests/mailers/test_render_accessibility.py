@@ -9,30 +9,17 @@ from __future__ import annotations
 
 import email
 import email.policy
-from pathlib import Path
 
 import pytest
 
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from tests.mailers.conftest import freeze_mailing, make_factory, make_recipient
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The subject `clarion demo load` gives the demo mailing: merge fields end up in the <title>.
 DEMO_SUBJECT = '{{ first_name | default("Friend") }}, 28 children could be deported within days'
 BLOCKING = {"serious", "critical"}
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
+pytestmark = [pytest.mark.integration, needs_chromium]
 
 
 def rendered_html(layout: str, subject: str | None) -> str:

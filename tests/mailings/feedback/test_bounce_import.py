@@ -13,7 +13,7 @@ from app.extensions import db
 from app.mailings.feedback.bounce_import import bounces_cli
 from app.mailings.models import BounceEvent, BounceKind
 from app.supporters.models import SubscriptionStatus, Supporter
-from tests.mailings import make_delivery, make_mailing, make_supporter
+from tests.factories import make_delivery, make_mailing, make_supporter
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = [

@@ -12,14 +12,12 @@ from app.mailings.delivery.sending import send_batch
 from app.mailings.feedback.bounces import record_bounce
 from app.mailings.models import BounceEvent, BounceKind, Delivery, DeliveryStatus
 from app.supporters.models import SubscriptionStatus, Supporter
-from tests.factories import make_list, make_mailing, make_supporters
-from tests.mailings import make_delivery, make_supporter
-from tests.mailings import make_mailing as make_bare_mailing
+from tests.factories import make_delivery, make_list, make_mailing, make_supporter, make_supporters
 
 
 def test_record_bounce_by_delivery_id_links_the_delivery_and_its_supporter():
     ann = make_supporter("ann@example.org")
-    mailing = make_bare_mailing()
+    mailing = make_mailing()
     delivery = make_delivery(mailing, ann, "<one@clarion.test>")
     outcome = record_bounce(
         kind=BounceKind.HARD,

@@ -16,7 +16,8 @@ from app.supporters.models import SubscriptionStatus, Supporter
 from app.tracking import revocations
 from app.tracking.revocations import LinkRevocation
 from app.tracking.views import token_service
-from tests.campaigns.conftest import form_of, make_campaign, make_recipient, make_supporter
+from tests.campaigns.conftest import form_of
+from tests.factories import make_campaign, make_recipient, make_supporter
 
 WITHDRAWN = "This link has been withdrawn"
 

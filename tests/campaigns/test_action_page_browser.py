@@ -1,68 +1,27 @@
 """A supporter acts from their inbox in a real browser: mail → action page → letter → target.
 
-The real app is served on a loopback port, so rows must be committed (an integration test).
-Chromium is Debian's; the test is skipped only where /usr/bin/chromium is missing.
+The real app is served on a loopback port (`live`, tests/campaigns/conftest.py), so rows must be
+committed (an integration test). Chromium is Debian's; the test is skipped only where
+/usr/bin/chromium is missing.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from app import create_app
 from app.campaigns.confirmations import send_confirmation
 from app.campaigns.models import Action, Letter, LetterStatus, PendingAction
-from app.config import PROJECT_ROOT
 from app.extensions import db
 from app.mailings.delivery.launch import request_send, start_mailing
 from app.mailings.delivery.sending import send_batch
 from app.queues import QueueName, get_queue
 from app.supporters.models import SubscriptionStatus, Supporter
-from tests.campaigns.conftest import make_campaign, make_supporter
-from tests.factories import make_list, make_mailing
-from tests.smtp_sink import free_port
+from tests.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from tests.factories import make_campaign, make_list, make_mailing, make_supporter
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless=new",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
-
-
-@pytest.fixture
-def live(settings, smtp_sink, redis_conn):
-    """Serve the real app on a free loopback port; yield (base URL, app, its settings)."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    live_settings = replace(settings, base_url=base_url, smtp_url=smtp_sink.url)
-    live_app = create_app(live_settings, {"TESTING": True})
-    server = make_server("127.0.0.1", port, live_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield base_url, live_app, live_settings
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        with live_app.app_context():
-            db.engine.dispose()  # no idle connections left to hold up the truncate
+pytestmark = [pytest.mark.integration, needs_chromium]
 
 
 def _send_mailing_to_jane(live_settings):

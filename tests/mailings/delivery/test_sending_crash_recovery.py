@@ -15,8 +15,8 @@ from app.extensions import db
 from app.mailings.delivery.launch import request_send
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
 from tests.factories import make_list, make_mailing, make_supporters
-from tests.sending.worker_processes import PrivateRedis, WorkerProcess, wait_until, worker_env
 from tests.smtp_sink import free_port
+from tests.worker_processes import PrivateRedis, WorkerProcess, wait_until, worker_env
 
 RECIPIENTS = 5000
 RECORD_EVERY = 20
