@@ -144,3 +144,12 @@ def api_token():
         return {"Authorization": f"Bearer {secret}"}
 
     return make
+
+
+@pytest.fixture
+def live(settings, smtp_sink, redis_conn):
+    """Serve the real app on a loopback port for a browser, its mail going to `smtp_sink`."""
+    from tests.browser_support import live_server
+
+    with live_server(settings, smtp_sink.url) as server:
+        yield server

@@ -224,12 +224,20 @@ def _prefer_ordered_index_scans():
 
 
 def audience_query(
-    include_lists=(), exclude_lists=(), include_tags=(), exclude_tags=(), segment_ids=()
+    include_lists=(),
+    exclude_lists=(),
+    include_tags=(),
+    exclude_tags=(),
+    segment_ids=(),
+    *,
+    mailable_only: bool = True,
 ) -> Select:
     """Select subscribed supporters in any included list, tag or saved segment, minus exclusions.
 
     Saved segments add their matches (restricted to subscribed, whatever the segment says);
     the excluded lists and tags apply to everyone. No includes at all selects nobody.
+    `mailable_only=False` leaves out the "may be mailed" condition (the pre-send check counts
+    who the audience would have reached but may not).
     """
     includes: list[ColumnElement] = []
     if include_lists:
@@ -249,7 +257,9 @@ def audience_query(
         criteria.append(~_in_lists(exclude_lists))
     if exclude_tags:
         criteria.append(~_has_tags(exclude_tags))
-    return select(Supporter.id).where(may_be_mailed(), *criteria)
+    if mailable_only:
+        criteria.insert(0, may_be_mailed())
+    return select(Supporter.id).where(*criteria)
 
 
 def _status_in(statuses) -> ColumnElement:

@@ -15,7 +15,6 @@ from app.campaigns.guards import started_stamp
 from app.campaigns.models import PendingAction
 from app.extensions import db, limiter
 from app.links.tokens import ConfirmTokens
-from tests.browser_support import live_server
 
 # The factories live in tests/factories.py: import them from there. LETTER and make_supporter
 # stay importable from here too (with the factories this module uses) for tests written against
@@ -77,10 +76,3 @@ def pending_for(email: str) -> list[PendingAction]:
 
 def confirm_path(settings, pending: PendingAction) -> str:
     return f"/confirm/{ConfirmTokens(settings.secret_keys).dumps(pending.id)}"
-
-
-@pytest.fixture
-def live(settings, smtp_sink, redis_conn):
-    """Serve the real app on a loopback port for a browser, its mail going to `smtp_sink`."""
-    with live_server(settings, smtp_sink.url) as server:
-        yield server

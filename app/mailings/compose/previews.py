@@ -37,7 +37,7 @@ def preview(mailing: Mailing, supporter: Supporter | None, settings: Settings) -
     person = Person.of(supporter) if supporter else sample_person()
     try:
         rendered = render_for(
-            _frozen(mailing, settings), mailing.id, person, Mode.PREVIEW, settings
+            frozen_for_preview(mailing, settings), mailing.id, person, Mode.PREVIEW, settings
         )
     except TemplateError as exc:  # e.g. a filter that cannot take this supporter's value
         raise MailingError(f"The mailing cannot be rendered for this supporter: {exc}") from exc
@@ -56,7 +56,7 @@ def test_send(
     SMTP refusals are reported there, not raised.
     """
     addresses = _test_addresses(addresses)
-    frozen = in_mode(_frozen(mailing, settings), Mode.TEST)
+    frozen = in_mode(frozen_for_preview(mailing, settings), Mode.TEST)
     try:
         factory = build_factory(mailing, settings, frozen)
     except ValueError as exc:  # a sender or unsubscribe address headers cannot carry
@@ -115,7 +115,7 @@ def _test_addresses(addresses: list[str]) -> list[str]:
     return cleaned
 
 
-def _frozen(mailing: Mailing, settings: Settings) -> FrozenMailing:
+def frozen_for_preview(mailing: Mailing, settings: Settings) -> FrozenMailing:
     """Return the mailing frozen: as stored once it was, else freshly and without storing it."""
     if mailing.frozen_at is not None:
         return frozen_of(mailing)

@@ -136,9 +136,10 @@ def freeze_mailing(mailing: Mailing, settings: Settings) -> None:
     ]
 
 
-def audience_of(mailing: Mailing):
+def audience_of(mailing: Mailing, *, mailable_only: bool = True):
     audience = mailing.audience or {}
     return audience_query(
+        mailable_only=mailable_only,
         include_lists=audience.get("include_lists", ()),
         exclude_lists=audience.get("exclude_lists", ()),
         include_tags=audience.get("include_tags", ()),
