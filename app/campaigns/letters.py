@@ -221,9 +221,17 @@ CSV_COLUMNS = (
 
 
 def letter_rows(
-    campaign_id: int, *, status: LetterStatus | None = None, target_id: int | None = None
+    campaign_id: int,
+    *,
+    status: LetterStatus | None = None,
+    target_id: int | None = None,
+    after: int | None = None,
+    limit: int | None = None,
 ):
-    """Yield (letter, action, target, supporter) for the campaign, oldest first."""
+    """Yield (letter, action, target, supporter) for the campaign, oldest first.
+
+    `after` and `limit` page by letter id (keyset): a page stays cheap however many there are.
+    """
     stmt = (
         select(Letter, Action, CampaignTarget, Supporter)
         .join(Action, Letter.action_id == Action.id)
@@ -236,6 +244,10 @@ def letter_rows(
         stmt = stmt.where(Letter.status == status)
     if target_id is not None:
         stmt = stmt.where(Letter.target_id == target_id)
+    if after is not None:
+        stmt = stmt.where(Letter.id > after)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     yield from db.session.execute(stmt)
 
 

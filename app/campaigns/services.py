@@ -6,15 +6,16 @@ Nothing here commits; views, jobs and the CLI do, once.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nh3
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.api.pagination import paginate
-from app.campaigns.letter_text import model_letter, supporter_town
+from app.campaigns.letter_text import PLACEHOLDERS, model_letter, supporter_town
 from app.campaigns.letters import queue_letter
 from app.campaigns.models import (
     Action,
@@ -30,6 +31,7 @@ from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.links.tokens import LinkClaims
 from app.mailings.delivery.campaign_gate import CampaignGate
+from app.mailings.delivery.launch import hold_scheduled_mailings_of
 from app.supporters.emails import normalise_email
 from app.supporters.models import Supporter
 from app.supporters.services import find_by_email, upsert_supporter
@@ -336,3 +338,133 @@ def campaign_gate(campaign_id: int) -> CampaignGate | None:
         deadline=campaign.deadline,
         is_open=campaign.is_open(),
     )
+
+
+# The staff app's reads and edits: campaigns with their counts, targets one by one, letters.
+
+STAFF_PAGE_SIZE = 50
+
+
+@dataclass
+class CampaignOverview:
+    campaign: Campaign
+    actions: int
+    letters: int
+
+
+def campaign_overviews(after: int | None, limit: int = STAFF_PAGE_SIZE) -> list[CampaignOverview]:
+    """Return a page of campaigns newest first, below id `after`, with their counts."""
+    stmt = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Campaign.id < after)
+    campaigns = list(db.session.scalars(stmt))
+    ids = [c.id for c in campaigns]
+    actions = dict(
+        db.session.execute(
+            select(Action.campaign_id, func.count())
+            .where(Action.campaign_id.in_(ids))
+            .group_by(Action.campaign_id)
+        ).all()
+    )
+    letters = dict(
+        db.session.execute(
+            select(Action.campaign_id, func.count())
+            .join(Letter, Letter.action_id == Action.id)
+            .where(Action.campaign_id.in_(ids))
+            .group_by(Action.campaign_id)
+        ).all()
+    )
+    return [CampaignOverview(c, actions.get(c.id, 0), letters.get(c.id, 0)) for c in campaigns]
+
+
+def letter_counts(campaign_id: int) -> dict[int, dict[str, int]]:
+    """Return {target id: {letter status: count}} for the campaign's letters."""
+    rows = db.session.execute(
+        select(Letter.target_id, Letter.status, func.count())
+        .join(Action, Letter.action_id == Action.id)
+        .where(Action.campaign_id == campaign_id)
+        .group_by(Letter.target_id, Letter.status)
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for target_id, status, count in rows:
+        counts.setdefault(target_id, {})[status.value] = count
+    return counts
+
+
+def target_of(campaign: Campaign, target_id: int) -> CampaignTarget | None:
+    return next((t for t in campaign.targets if t.id == target_id), None)
+
+
+UNREACHABLE = "Give an email address or a postal address."
+
+
+def _check_target_reachable(data: dict) -> None:
+    if not (data.get("email") or data.get("postal_address")):
+        raise CampaignError("The target cannot be reached.", {"postal_address": [UNREACHABLE]})
+
+
+def check_targets_reachable(targets: list[dict]) -> None:
+    """Refuse targets with neither an email nor a postal address: no letter could reach them."""
+    unreachable = {
+        n: {"postal_address": [UNREACHABLE]}
+        for n, t in enumerate(targets)
+        if not (t.get("email") or t.get("postal_address"))
+    }
+    if unreachable:
+        raise CampaignError("A target cannot be reached.", {"targets": unreachable})
+
+
+def add_target(campaign: Campaign, data: dict) -> CampaignTarget:
+    """Add a target after the others; letters of later actions go to it too."""
+    _check_target_reachable(data)
+    position = max((t.position for t in campaign.targets), default=-1) + 1
+    target = CampaignTarget(position=position, **data)
+    campaign.targets.append(target)
+    db.session.flush()
+    return target
+
+
+def update_target(target: CampaignTarget, data: dict) -> None:
+    """Change a target's details; its letters not yet sent go to the new address."""
+    _check_target_reachable(data)
+    for name, value in data.items():
+        setattr(target, name, value)
+
+
+def remove_target(campaign: Campaign, target: CampaignTarget) -> None:
+    """Remove a target no letter was written to yet (Conflict otherwise: keep the record)."""
+    written = db.session.scalar(select(Letter.id).where(Letter.target_id == target.id).limit(1))
+    if written is not None:
+        raise Conflict(
+            "Supporters have written to this target: it can no longer be removed.",
+            code="target_has_letters",
+        )
+    campaign.targets.remove(target)
+    db.session.flush()
+
+
+def change_status(campaign: Campaign, status: CampaignStatus) -> None:
+    """Open or close the campaign; closing pauses the scheduled mailings that link to it."""
+    apply_campaign_fields(campaign, {"status": status.value})
+    db.session.flush()
+    hold_scheduled_mailings_of(campaign.id)
+
+
+def find_supporter(email_or_id: str) -> Supporter | None:
+    """Return the supporter with this id or (normalised) email address, if any."""
+    text = (email_or_id or "").strip()
+    if text.isdigit():
+        return db.session.get(Supporter, int(text)) if int(text) < 2**63 else None
+    try:
+        return find_by_email(normalise_email(text))
+    except ValueError:
+        return None
+
+
+_BRACED_WORD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def unknown_placeholders(letter_body: str | None) -> list[str]:
+    """Return the {words} in a model letter that are not placeholders (sent as written)."""
+    found = dict.fromkeys(_BRACED_WORD.findall(letter_body or ""))
+    return [f"{{{word}}}" for word in found if word not in PLACEHOLDERS]

@@ -133,7 +133,7 @@ def _page(template_vars: dict, status: int = 200):
     return render_template("campaigns/action.html", **template_vars), status
 
 
-def _view_vars(
+def page_vars(
     campaign: Campaign,
     *,
     name: str,
@@ -247,7 +247,7 @@ def action_page(token: str):
 
     def page(status: int = 200, errors=None, values=None):
         return _page(
-            _view_vars(
+            page_vars(
                 campaign,
                 name=(values or {}).get("name", "") if not_me else me["name"],
                 town=(values or {}).get("town", "") if not_me else me["town"],
@@ -316,7 +316,7 @@ def public_page(slug: str):
     def page(status: int = 200, errors=None, values=None):
         values = values or {}
         return _page(
-            _view_vars(
+            page_vars(
                 campaign,
                 name=values.get("name", ""),
                 town=values.get("town", ""),

@@ -120,3 +120,57 @@ def delete_segment(segment: Segment) -> None:
             "Mailings still use this segment.", {"mailing_ids": users}, code="segment_in_use"
         )
     db.session.delete(segment)
+
+
+# --- for the staff pages: every list and tag at once (there are tens, not millions) ------------
+
+
+def all_lists() -> list[MailingList]:
+    """Every list by name, each with its member counts."""
+    counts = member_counts()
+    lists = db.session.scalars(select(MailingList).order_by(MailingList.name))
+    return [with_member_counts(m, counts) for m in lists]
+
+
+def all_tags() -> list[Tag]:
+    """Every tag by name, each with how many supporters have it."""
+    counts = tag_counts()
+    tags = list(db.session.scalars(select(Tag).order_by(Tag.name)))
+    for tag in tags:
+        tag.supporter_count = counts.get(tag.id, 0)
+    return tags
+
+
+def all_segments() -> list[Segment]:
+    """Every saved segment by name."""
+    return list(db.session.scalars(select(Segment).order_by(Segment.name)))
+
+
+def delete_list(mailing_list: MailingList) -> None:
+    """Delete a list and its memberships (the supporters stay)."""
+    db.session.delete(mailing_list)
+
+
+def rename_tag(tag: Tag, name: str) -> Tag:
+    """Rename a tag (names are unique)."""
+    name = name.strip()
+    refuse_duplicate_name(Tag, name, "tag", own_id=tag.id)
+    tag.name = name
+    return tag
+
+
+def delete_tag(tag: Tag) -> None:
+    """Delete a tag; the supporters who had it stay, untagged."""
+    db.session.delete(tag)
+
+
+def list_choices() -> list[tuple[int, str]]:
+    """(id, name) of every list by name, for a filter or a form: no member counts to compute."""
+    return list(
+        db.session.execute(select(MailingList.id, MailingList.name).order_by(MailingList.name))
+    )
+
+
+def tag_choices() -> list[tuple[int, str]]:
+    """(id, name) of every tag by name."""
+    return list(db.session.execute(select(Tag.id, Tag.name).order_by(Tag.name)))

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -95,6 +96,28 @@ class Supporter(db.Model):
     @property
     def full_name(self) -> str:
         return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+
+# Prefix search in the staff directory (app/supporters/directory.py); created by migration 0007.
+# PostgreSQL only: text_pattern_ops lets LIKE 'abc%' use the index whatever the collation.
+Index(
+    "ix_supporters_email_prefix", Supporter.email, postgresql_ops={"email": "text_pattern_ops"}
+).ddl_if(dialect="postgresql")
+Index(
+    "ix_supporters_first_name_prefix",
+    func.lower(Supporter.first_name).label("first_name_lower"),
+    postgresql_ops={"first_name_lower": "text_pattern_ops"},
+).ddl_if(dialect="postgresql")
+Index(
+    "ix_supporters_last_name_prefix",
+    func.lower(Supporter.last_name).label("last_name_lower"),
+    postgresql_ops={"last_name_lower": "text_pattern_ops"},
+).ddl_if(dialect="postgresql")
+Index(
+    "ix_supporters_postcode_prefix",
+    func.lower(func.replace(Supporter.postcode, " ", "")).label("postcode_key"),
+    postgresql_ops={"postcode_key": "text_pattern_ops"},
+).ddl_if(dialect="postgresql")
 
 
 def may_be_mailed() -> ColumnElement[bool]:

@@ -355,3 +355,24 @@ def resolve_id_or_name(model, value: str, label: str) -> int:
     if found is None:
         raise Invalid(f"Unknown {label}.", {label: [f"No {label} {value!r}."]})
     return found
+
+
+def replace_groups(supporter: Supporter, *, list_ids, tag_names) -> None:
+    """Make the supporter's lists and tags exactly these (the staff edit form); does not commit.
+
+    Unknown list ids raise InvalidSupporterData; unknown tag names are created, as elsewhere.
+    """
+    wanted_ids = sorted(set(list_ids))
+    lists = list(db.session.scalars(select(MailingList).where(MailingList.id.in_(wanted_ids))))
+    missing = sorted(set(wanted_ids) - {m.id for m in lists})
+    if missing:
+        raise InvalidSupporterData(
+            "Unknown lists.", {"lists": [f"No list with id {i}." for i in missing]}
+        )
+    supporter.lists = sorted(lists, key=lambda m: m.name)
+    supporter.tags = tags_by_name(tag_names)
+
+
+def custom_field_names() -> list[str]:
+    """Every custom field name seen on some supporter, by name."""
+    return list(db.session.scalars(select(CustomField.name).order_by(CustomField.name)))
