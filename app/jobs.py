@@ -65,6 +65,12 @@ def import_job_id(import_id: int) -> str:
     return f"import-{import_id}"
 
 
+def staff_mail_job_id(user_id: int, kind: str) -> str:
+    # Named for whose mail it is, so RQ's registries say it. Two requests close together may
+    # send two mails: harmless, each link works until a password is set with either.
+    return f"staff-mail-{kind}-{user_id}"
+
+
 START_MAILING = JobSpec(
     func="workers.jobs.start_mailing",
     queue=QueueName.SEND,
@@ -111,6 +117,17 @@ RUN_IMPORT = JobSpec(
     timeout=3600,
     retries=2,
 )
+SEND_STAFF_MAIL = JobSpec(
+    func="workers.staff_mail.send_staff_mail",
+    queue=QueueName.DEFAULT,
+    job_id=staff_mail_job_id,
+    timeout=60,
+    result_ttl=600,
+    failure_ttl=WEEK,
+    # A reset link is wanted now: retry a few times within the hour the link lasts.
+    retries=3,
+    retry_intervals=(30, 120, 600),
+)
 
 JOBS: tuple[JobSpec, ...] = (
     START_MAILING,
@@ -118,6 +135,7 @@ JOBS: tuple[JobSpec, ...] = (
     SEND_LETTER,
     SEND_ACTION_CONFIRMATION,
     RUN_IMPORT,
+    SEND_STAFF_MAIL,
 )
 
 

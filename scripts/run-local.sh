@@ -38,6 +38,24 @@ if [ -z "$token" ]; then
   (umask 077 && printf '%s\n' "$token" >"$token_file")
 fi
 
+# A first admin for the staff app, created once; its password is kept beside the token.
+login_file="var/dev-login"
+admin_email="${CLARION_ADMIN_EMAIL:-admin@clarion.localhost}"
+if ! "$bin/clarion" users list | awk -F'\t' '{print $2}' | grep -qxF "$admin_email"; then
+  errors="$(mktemp)"
+  if ! password="$("$bin/clarion" users create "$admin_email" --role admin --name "Local admin" \
+    --password generate 2>"$errors")"; then
+    cat "$errors" >&2; rm -f "$errors"; exit 1
+  fi
+  rm -f "$errors"
+  (umask 077 && printf '%s\n%s\n' "$admin_email" "$password" >"$login_file")
+fi
+if [ -s "$login_file" ]; then
+  login_line="$(sed -n 1p "$login_file")  password $(sed -n 2p "$login_file")   (admin; kept in ${login_file})"
+else
+  login_line="${admin_email} (its password is not on file: clarion users set-password ${admin_email})"
+fi
+
 pids=()
 names=()
 start() {  # start NAME COMMAND...: run in the background with its output prefixed by NAME
@@ -73,7 +91,8 @@ done
 [ -n "$stopping" ] || cat <<EOF
 
   Clarion is running.
-    Open            ${base_url}/
+    Staff app       ${base_url}/staff/login
+    Sign in as      ${login_line}
     Captured mail   ${base_url}/dev/mailbox   (SMTP capture on ${capture_host}:${capture_port})
     API docs        ${base_url}/api/v1/docs
     API token       ${token}   (admin; kept in ${token_file})

@@ -28,6 +28,7 @@ from app.jobs import (
     SEND_ACTION_CONFIRMATION,
     SEND_BATCH,
     SEND_LETTER,
+    SEND_STAFF_MAIL,
     START_MAILING,
     enqueue,
     prepared,
@@ -45,6 +46,7 @@ ARGS = {
     SEND_LETTER: (42,),
     SEND_ACTION_CONFIRMATION: (43,),
     RUN_IMPORT: (44,),
+    SEND_STAFF_MAIL: (45, "reset"),
 }
 
 
@@ -93,7 +95,9 @@ def test_job_ids_are_deterministic_and_distinct_per_job():
     assert SEND_LETTER.job_id(7) == "letter-7" == jobs.letter_job_id(7)
     assert SEND_ACTION_CONFIRMATION.job_id(7) == "confirm-action-7"
     assert RUN_IMPORT.job_id(7) == "import-7"
-    ids = {spec.job_id(7, 3, 0) if spec is SEND_BATCH else spec.job_id(7) for spec in JOBS}
+    assert SEND_STAFF_MAIL.job_id(7, "invite") == "staff-mail-invite-7"
+    args = {SEND_BATCH: (7, 3, 0), SEND_STAFF_MAIL: (7, "reset")}
+    ids = {spec.job_id(*args.get(spec, (7,))) for spec in JOBS}
     assert len(ids) == len(JOBS)
 
 

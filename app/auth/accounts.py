@@ -16,15 +16,25 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from app.auth.models import Role, StaffUser
+from app.config import Settings
 from app.db import utcnow
-from app.errors import DomainError
+from app.errors import DomainError, NotFound
 from app.extensions import db
+from app.jobs import SEND_STAFF_MAIL, enqueue
 
 # argon2id with the library's defaults (RFC 9106's second recommended profile).
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 12
 RESET_LINK_MAX_AGE = 60 * 60  # seconds a password reset link stays good
+# An invitation waits for someone to read their mail, so it lasts longer than a reset link.
+INVITE_LINK_MAX_AGE = 3 * 24 * 60 * 60
 RESET_SALT = "clarion.staff.password-reset"
+# What a link was mailed for: the invitation and the reset share the token and the page.
+MAIL_RESET = "reset"
+MAIL_INVITE = "invite"
+LINK_MAX_AGE = {MAIL_RESET: RESET_LINK_MAX_AGE, MAIL_INVITE: INVITE_LINK_MAX_AGE}
+# Argon2 hashes start with "$argon2": a hash that does not can never verify (InvalidHashError).
+UNUSABLE_PASSWORD_PREFIX = "!unusable:"
 TOTP_ISSUER = "Clarion"
 # Checked when nobody matches an email, so a wrong email costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -48,7 +58,8 @@ def new_session_token() -> str:
 
 def check_password_rules(password: str) -> None:
     if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.")
+        message = f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters."
+        raise AccountError(message, {"password": message})
 
 
 def generate_password() -> str:
@@ -65,23 +76,40 @@ def get_user(user_id: int) -> StaffUser | None:
     return db.session.get(StaffUser, user_id)
 
 
+def existing_user(user_id: int) -> StaffUser:
+    """Return the user with this id, or raise NotFound (a 404 page)."""
+    user = get_user(user_id)
+    if user is None:
+        raise NotFound("There is no staff user with that id.")
+    return user
+
+
 def all_users() -> list[StaffUser]:
     return list(db.session.scalars(select(StaffUser).order_by(StaffUser.email)))
 
 
-def create_user(email: str, role: Role | str, *, password: str, name: str = "") -> StaffUser:
-    """Create a staff user; raises AccountError for a taken email or a weak password."""
+def create_user(email: str, role: Role | str, *, password: str | None, name: str = "") -> StaffUser:
+    """Create a staff user; raises AccountError for a taken email or a weak password.
+
+    With `password=None` nobody can sign in as the user until a reset link sets one.
+    """
     email = normalise_email(email)
     if "@" not in email or len(email) > 320:
-        raise AccountError(f"{email!r} is not an email address.")
+        details = {"email": "Enter an email address, like name@example.org."}
+        raise AccountError(f"{email!r} is not an email address.", details)
     if find_user_by_email(email) is not None:
-        raise AccountError(f"There is already a staff user with the email {email}.")
-    check_password_rules(password)
+        message = f"There is already a staff user with the email {email}."
+        raise AccountError(message, {"email": message})
+    if password is None:
+        password_hash = UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(24)
+    else:
+        check_password_rules(password)
+        password_hash = _hasher.hash(password)
     user = StaffUser(
         email=email,
         name=(name or "").strip()[:200],
         role=Role(role),
-        password_hash=_hasher.hash(password),
+        password_hash=password_hash,
         session_token=new_session_token(),
     )
     db.session.add(user)
@@ -103,6 +131,10 @@ def authenticate(email: str, password: str) -> StaffUser | None:
 
 
 def _verify(password_hash: str, password: str) -> bool:
+    if password_hash.startswith(UNUSABLE_PASSWORD_PREFIX):
+        # Take as long as a real check, so timing does not tell which accounts are invited.
+        password_hash = _DUMMY_HASH
+        password = "\0" + (password or "")  # never the dummy's secret
     try:
         return _hasher.verify(password_hash, password or "")
     except (VerificationError, InvalidHashError):
@@ -138,11 +170,19 @@ def record_login(user: StaffUser) -> None:
 
 
 def set_role(user: StaffUser, role: Role | str) -> None:
-    user.role = Role(role)
+    """Change the role; refused if it would leave no active admin."""
+    role = Role(role)
+    if role != Role.ADMIN:
+        _keep_an_admin(user)
+    user.role = role
     sign_out_everywhere(user)  # the new role applies from the next sign-in, everywhere
 
 
-def disable_user(user: StaffUser) -> None:
+def disable_user(user: StaffUser, *, by: StaffUser | None = None) -> None:
+    """Disable an account; nobody disables themselves or the last active admin."""
+    if by is not None and by.id == user.id:
+        raise AccountError("You cannot disable your own account. Ask another admin.")
+    _keep_an_admin(user)
     user.disabled_at = utcnow()
     sign_out_everywhere(user)
 
@@ -151,7 +191,59 @@ def enable_user(user: StaffUser) -> None:
     user.disabled_at = None
 
 
+def _keep_an_admin(user: StaffUser) -> None:
+    """Refuse a change that takes away the last active admin (nobody could manage users)."""
+    if user.role != Role.ADMIN or not user.is_active:
+        return
+    # Locking the admins' rows makes two admins demoting each other at once take turns, so
+    # the second sees the first one's change and is refused.
+    admins = db.session.scalars(
+        select(StaffUser.id)
+        .where(StaffUser.role == Role.ADMIN, StaffUser.disabled_at.is_(None))
+        .with_for_update()
+    ).all()
+    if not set(admins) - {user.id}:
+        raise AccountError("This is the last active admin. Make someone else an admin first.")
+
+
+def account_state(user: StaffUser) -> str:
+    """Return "disabled", "invited" (no password chosen yet) or "active"."""
+    if not user.is_active:
+        return "disabled"
+    if user.password_hash.startswith(UNUSABLE_PASSWORD_PREFIX):
+        return "invited"
+    return "active"
+
+
+def invite_user(email: str, role: Role | str, *, name: str, settings: Settings) -> StaffUser:
+    """Create a user nobody can sign in as until they choose a password from the mailed link."""
+    user = create_user(email, role, password=None, name=name)
+    enqueue(SEND_STAFF_MAIL, settings, user.id, MAIL_INVITE, after_commit_of=db.session)
+    return user
+
+
+def request_password_reset(email: str, settings: Settings) -> StaffUser | None:
+    """Mail a reset link if an active account has this email; the caller says the same either way."""
+    user = find_user_by_email(email)
+    if user is None or not user.is_active:
+        return None
+    kind = MAIL_INVITE if account_state(user) == "invited" else MAIL_RESET
+    enqueue(SEND_STAFF_MAIL, settings, user.id, kind, after_commit_of=db.session)
+    return user
+
+
+def check_password(user: StaffUser, password: str) -> bool:
+    return _verify(user.password_hash, password)
+
+
 # --- Password reset links -------------------------------------------------------------------
+
+
+class ResetLinkError(AccountError):
+    """A reset or invitation link that cannot be used: forged (400), expired or used (410)."""
+
+    code = "reset_link_error"
+    title = "This link cannot be used"
 
 
 def _reset_serializer(secret_keys: tuple[str, ...]) -> URLSafeTimedSerializer:
@@ -163,25 +255,62 @@ def _password_fingerprint(user: StaffUser) -> str:
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 
-def make_reset_token(user: StaffUser, secret_keys: tuple[str, ...]) -> str:
-    return _reset_serializer(secret_keys).dumps({"u": user.id, "p": _password_fingerprint(user)})
+def make_reset_token(user: StaffUser, secret_keys: tuple[str, ...], kind: str = MAIL_RESET) -> str:
+    data = {"u": user.id, "p": _password_fingerprint(user), "k": kind}
+    return _reset_serializer(secret_keys).dumps(data)
 
 
 def user_for_reset_token(
-    token: str, secret_keys: tuple[str, ...], *, max_age: int = RESET_LINK_MAX_AGE
+    token: str, secret_keys: tuple[str, ...], *, max_age: int | None = None
 ) -> StaffUser:
-    """Return the user a reset link is for; AccountError if it is forged, expired or used."""
+    """Return the user a reset link is for; ResetLinkError if it is forged, expired or used."""
+    return check_reset_link(token, secret_keys, max_age=max_age)[0]
+
+
+def check_reset_link(
+    token: str, secret_keys: tuple[str, ...], *, max_age: int | None = None
+) -> tuple[StaffUser, str]:
+    """Return the user a link is for and what it was mailed for (MAIL_RESET or MAIL_INVITE)."""
+    serializer = _reset_serializer(secret_keys)
     try:
-        data = _reset_serializer(secret_keys).loads(token, max_age=max_age)
+        data, signed_at = serializer.loads(
+            token, max_age=max_age or INVITE_LINK_MAX_AGE, return_timestamp=True
+        )
     except SignatureExpired as exc:
-        raise AccountError("This reset link has expired. Ask for a new one.") from exc
+        raise _expired() from exc
     except BadSignature as exc:
-        raise AccountError("This reset link is not valid. Ask for a new one.") from exc
+        raise _forged() from exc
     if not isinstance(data, dict) or not isinstance(data.get("u"), int):
-        raise AccountError("This reset link is not valid. Ask for a new one.")
+        raise _forged()
+    # Each kind of link has its own life; the signature's age was checked against the longest.
+    kind = data.get("k") if data.get("k") in LINK_MAX_AGE else MAIL_RESET
+    if (utcnow() - signed_at).total_seconds() > (max_age or LINK_MAX_AGE[kind]):
+        raise _expired()
     user = db.session.get(StaffUser, data["u"])
     if user is None or not user.is_active or data.get("p") != _password_fingerprint(user):
-        raise AccountError("This reset link has already been used. Ask for a new one.")
+        raise ResetLinkError(
+            "This link has already been used, or the account has changed since. Ask for a new one.",
+            status=410,
+        )
+    return user, kind
+
+
+def _expired() -> ResetLinkError:
+    return ResetLinkError("This link has expired. Ask for a new one.", status=410)
+
+
+def _forged() -> ResetLinkError:
+    return ResetLinkError(
+        "This link is not valid. It may have been cut short when it was copied: open it again "
+        "from the email, or ask for a new one.",
+        status=400,
+    )
+
+
+def reset_password(token: str, password: str, secret_keys: tuple[str, ...]) -> StaffUser:
+    """Set the password a valid link allows; the link then stops working (its fingerprint)."""
+    user = user_for_reset_token(token, secret_keys)
+    set_password(user, password)
     return user
 
 
@@ -231,3 +360,28 @@ def check_two_factor(user: StaffUser, code: str, now: float | None = None) -> bo
 def disable_two_factor(user: StaffUser) -> None:
     user.totp_secret = None
     user.totp_last_step = None
+
+
+def reset_two_factor(user: StaffUser) -> None:
+    """For a lost phone: turn two-factor off and end the sessions (one may be on that phone)."""
+    disable_two_factor(user)
+    sign_out_everywhere(user)
+
+
+def two_factor_required(user: StaffUser, settings: Settings) -> bool:
+    """Admins must use two-factor sign-in in production (app/staff/access.py enforces it)."""
+    return settings.is_production and user.role == Role.ADMIN
+
+
+def turn_off_two_factor(user: StaffUser, password: str, code: str, settings: Settings) -> None:
+    """Turn two-factor off, proven by the password and a current code; AccountError naming the field."""
+    if two_factor_required(user, settings):
+        raise AccountError("Admins must keep two-factor sign-in on.")
+    if not check_password(user, password):
+        raise AccountError(
+            "That password is not right.", {"password": "That password is not right."}
+        )
+    if not check_two_factor(user, code):
+        message = "That code is not right, or has been used. Try the next one."
+        raise AccountError(message, {"code": message})
+    disable_two_factor(user)

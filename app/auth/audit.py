@@ -38,3 +38,10 @@ def recent_entries(
     if action:
         query = query.where(AuditEntry.action == action)
     return list(db.session.scalars(query))
+
+
+def known_actions() -> list[str]:
+    """Every action the log holds, for the filter (an index-only scan of a staff-sized log)."""
+    return list(
+        db.session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action))
+    )

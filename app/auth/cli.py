@@ -1,4 +1,8 @@
-"""`clarion tokens …`: manage API tokens."""
+"""`clarion tokens …` and `clarion users …`: API tokens and staff users, from a shell.
+
+The shell is the way back in when the web app cannot help: the last admin lost their phone,
+or mail does not reach anyone. Every change is in the audit log, by "cli".
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import sys
 
 import click
 
-from app.auth import audit
+from app.auth import accounts, audit
 from app.auth.accounts import AccountError, all_users, create_user, generate_password
-from app.auth.models import ApiToken, Role
+from app.auth.models import ApiToken, Role, StaffUser
 from app.auth.services import all_tokens, create_token, revoke_token
+from app.errors import DomainError
 from app.extensions import db
+
+CLI_ACTOR = "cli"
 
 
 @click.group("tokens")
@@ -23,7 +30,13 @@ def tokens_cli() -> None:
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 def create_command(name: str, role: str) -> None:
     """Create a token and print it once; only its hash is kept."""
-    token, secret = create_token(name, role)
+    try:
+        token, secret = create_token(name, role)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    audit.record(
+        CLI_ACTOR, "token_created", subject_type="api_token", subject_id=token.id, detail=name
+    )
     db.session.commit()
     click.echo(secret)
     click.echo(
@@ -47,6 +60,9 @@ def revoke_command(token_id: int) -> None:
     if token is None:
         raise click.ClickException(f"No token with id {token_id}.")
     revoke_token(token)
+    audit.record(
+        CLI_ACTOR, "token_revoked", subject_type="api_token", subject_id=token.id, detail=token.name
+    )
     db.session.commit()
     click.echo(f"Revoked token {token_id}.")
 
@@ -81,7 +97,7 @@ def create_user_command(email: str, role: str, name: str, password_mode: str | N
     except AccountError as exc:
         raise click.ClickException(exc.message) from exc
     audit.record(
-        "cli",
+        CLI_ACTOR,
         "user_created",
         subject_type="staff_user",
         subject_id=user.id,
@@ -105,3 +121,55 @@ def list_users_command() -> None:
         state = "disabled" if user.disabled_at else "active"
         two_factor = "2fa" if user.has_two_factor else "-"
         click.echo(f"{user.id}\t{user.email}\t{user.role.value}\t{state}\t{two_factor}")
+
+
+def _user(email: str) -> StaffUser:
+    user = accounts.find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No staff user with the email {email}.")
+    return user
+
+
+def _change(user: StaffUser, action: str, change, detail: str) -> None:
+    """Apply `change` to the user, record it and commit; a refusal becomes a CLI error."""
+    try:
+        change()
+    except AccountError as exc:
+        raise click.ClickException(exc.message) from exc
+    audit.record(CLI_ACTOR, action, subject_type="staff_user", subject_id=user.id, detail=detail)
+    db.session.commit()
+    click.echo(f"{user.email}: {detail}")
+
+
+@users_cli.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+def set_role_command(email: str, role: str) -> None:
+    """Change a user's role (they are signed out everywhere)."""
+    user = _user(email)
+    before = user.role
+    _change(user, "role_changed", lambda: accounts.set_role(user, role), f"{before} → {role}")
+
+
+@users_cli.command("disable")
+@click.argument("email")
+def disable_command(email: str) -> None:
+    """Stop a user signing in (they are signed out everywhere)."""
+    user = _user(email)
+    _change(user, "user_disabled", lambda: accounts.disable_user(user), "disabled")
+
+
+@users_cli.command("enable")
+@click.argument("email")
+def enable_command(email: str) -> None:
+    """Let a disabled user sign in again."""
+    user = _user(email)
+    _change(user, "user_enabled", lambda: accounts.enable_user(user), "enabled")
+
+
+@users_cli.command("reset-two-factor")
+@click.argument("email")
+def reset_two_factor_command(email: str) -> None:
+    """Turn two-factor sign-in off for a lost phone; they set it up again at next sign-in."""
+    user = _user(email)
+    _change(user, "two_factor_reset", lambda: accounts.reset_two_factor(user), "two-factor reset")

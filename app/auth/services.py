@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.auth.models import ApiToken, Role
 from app.db import utcnow
+from app.errors import Invalid, NotFound
 from app.extensions import db
 
 TOKEN_PREFIX = "clr_"
@@ -24,6 +25,9 @@ def hash_token(token: str) -> str:
 
 def create_token(name: str, role: Role | str) -> tuple[ApiToken, str]:
     """Create a token and return it with the secret, which is never stored."""
+    name = (name or "").strip()[:200]
+    if not name:
+        raise Invalid("Name the token after who or what uses it.", {"name": "Enter a name."})
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(name=name, role=Role(role), token_hash=hash_token(secret), prefix=secret[:10])
     db.session.add(token)
@@ -34,6 +38,14 @@ def create_token(name: str, role: Role | str) -> tuple[ApiToken, str]:
 def all_tokens() -> list[ApiToken]:
     """Return every token, oldest first (revoked ones too)."""
     return list(db.session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def existing_token(token_id: int) -> ApiToken:
+    """Return the token with this id, or raise NotFound (a 404 page)."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound("There is no API token with that id.")
+    return token
 
 
 def find_active_token(secret: str) -> ApiToken | None:

@@ -255,7 +255,13 @@ class SupporterCsv:
         f.seek(0)
         if self.encoding is None:
             self.encoding = detect_encoding(prefix, whole_file=len(prefix) < PREFIX_BYTES)
-        start = codecs.getincrementaldecoder(self.encoding)(errors="replace").decode(prefix)
+        try:
+            start = codecs.getincrementaldecoder(self.encoding)(errors="replace").decode(prefix)
+        except UnicodeError as exc:  # UTF-16/32 asked for, but the file has no byte-order mark
+            raise CsvFileError(
+                f"The file cannot be read as {describe(self.encoding)} text ({exc}). Leave the "
+                "encoding out to have it detected."
+            ) from None
         if not start.strip("\ufeff \r\n\t"):
             raise CsvFileError("The file is empty.")
         self.delimiter = _sniff_delimiter(start.split("\n", 1)[0])

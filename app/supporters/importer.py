@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import threading
 import uuid
@@ -27,6 +28,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.db import dialect_name, utcnow
+from app.errors import NotFound
 from app.extensions import db
 from app.jobs import RUN_IMPORT, enqueue
 from app.supporters.csvencoding import codec_name
@@ -61,20 +63,17 @@ def create_import(
 
     `encoding` forces the file's text encoding; without it the import detects it.
     """
-    encoding = codec_name(encoding) if encoding else None
-    import_dir = Path(settings.import_dir)
-    import_dir.mkdir(parents=True, exist_ok=True)
-    path = import_dir / f"{uuid.uuid4().hex}.csv"
-    with open(path, "wb") as out:
-        first = fileobj.read(0)
-        if isinstance(first, str):
-            fileobj = io.BytesIO(fileobj.read().encode())
-        shutil.copyfileobj(fileobj, out, 1024 * 1024)
-    supporter_import = _new_import(
-        path, filename, list_name, tag_names, source, created_by, encoding
+    encoding = codec_name(encoding) if encoding else None  # refused before anything is stored
+    return queue_stored_import(
+        store_upload(fileobj, settings),
+        filename,
+        list_name=list_name,
+        tag_names=tag_names,
+        source=source,
+        created_by=created_by,
+        settings=settings,
+        encoding=encoding,
     )
-    enqueue(RUN_IMPORT, settings, supporter_import.id, after_commit_of=db.session)
-    return supporter_import
 
 
 def import_file(
@@ -284,3 +283,78 @@ def rejections_csv(import_id: int) -> Iterator[str]:
             out.seek(0)
             out.truncate()
     yield out.getvalue()
+
+
+# Stored uploads are named by a random token, so a name from a form can only ever point there.
+UPLOAD_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+def store_upload(fileobj, settings) -> Path:
+    """Save an uploaded CSV under IMPORT_DIR; its name without ".csv" is its token.
+
+    The staff app stores a file first and queues its import only once staff have seen how it
+    will be read, so storing and queueing are two steps.
+    """
+    import_dir = Path(settings.import_dir)
+    import_dir.mkdir(parents=True, exist_ok=True)
+    path = import_dir / f"{uuid.uuid4().hex}.csv"
+    with open(path, "wb") as out:
+        first = fileobj.read(0)
+        if isinstance(first, str):
+            fileobj = io.BytesIO(fileobj.read().encode())
+        shutil.copyfileobj(fileobj, out, 1024 * 1024)
+    return path
+
+
+def stored_upload(token: str, settings) -> Path:
+    """Return the path of the file `store_upload` stored as `token`, or raise NotFound."""
+    path = Path(settings.import_dir) / f"{token}.csv"
+    if not UPLOAD_TOKEN.fullmatch(token or "") or not path.is_file():
+        raise NotFound("That upload is no longer on the server; upload the file again.")
+    return path
+
+
+def queue_stored_import(
+    path: Path,
+    filename: str,
+    *,
+    list_name: str | None,
+    tag_names: list[str],
+    source: str | None,
+    created_by: str | None,
+    settings,
+    encoding: str | None = None,
+) -> SupporterImport:
+    """Record an import of a stored upload and queue its job (after the caller commits)."""
+    encoding = codec_name(encoding) if encoding else None
+    supporter_import = _new_import(
+        path, filename, list_name, tag_names, source, created_by, encoding
+    )
+    enqueue(RUN_IMPORT, settings, supporter_import.id, after_commit_of=db.session)
+    return supporter_import
+
+
+def import_of_stored_upload(path: Path) -> SupporterImport | None:
+    """Return the import already made from a stored upload (a second "start" finds it)."""
+    return db.session.scalar(
+        select(SupporterImport)
+        .where(SupporterImport.stored_path == str(path))
+        .order_by(SupporterImport.id)
+        .limit(1)
+    )
+
+
+def get_import(import_id: int) -> SupporterImport:
+    """Return import `import_id`, or raise NotFound."""
+    supporter_import = db.session.get(SupporterImport, import_id)
+    if supporter_import is None:
+        raise NotFound(f"There is no import {import_id}.")
+    return supporter_import
+
+
+def recent_imports(*, limit: int, before_id: int | None = None) -> list[SupporterImport]:
+    """Newest first, `limit` imports older than `before_id` (keyset pagination by id)."""
+    stmt = select(SupporterImport).order_by(SupporterImport.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(SupporterImport.id < before_id)
+    return list(db.session.scalars(stmt))

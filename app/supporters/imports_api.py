@@ -10,16 +10,14 @@ from app.api.blueprint import ApiBlueprint, commit, get_or_404
 from app.api.errors import ApiError
 from app.auth.models import Role
 from app.supporters import schemas as s
-from app.supporters.csvencoding import EncodingError, codec_name, detect_encoding, is_line_safe
+from app.supporters.csvencoding import CsvFileError
+from app.supporters.import_preview import refuse_unreadable_upload
 from app.supporters.importer import create_import, rejections_csv
 from app.supporters.models import SupporterImport
 
 imports = ApiBlueprint(
     "imports", __name__, url_prefix="/imports", description="CSV imports, run in the background."
 )
-
-CSV_EXTENSIONS = (".csv", ".txt")
-SNIFF_BYTES = 64 * 1024
 
 
 @imports.post("")
@@ -56,23 +54,10 @@ def start_import(files):
 
 def _check_csv(upload, encoding: str | None) -> None:
     """Refuse what is plainly not a CSV in a text encoding we can read before storing it."""
-    name = (upload.filename or "").lower()
-    if not name.endswith(CSV_EXTENSIONS):
-        raise ApiError(422, "invalid_import", "Upload a .csv file.", {"file": ["Not a .csv file."]})
-    head = upload.stream.read(SNIFF_BYTES)
-    upload.stream.seek(0)
-    if not head.strip():
-        raise ApiError(422, "invalid_import", "The file is empty.", {"file": ["Empty file."]})
-    whole_file = len(head) < SNIFF_BYTES
     try:
-        codec = encoding or detect_encoding(head, whole_file=whole_file)
-    except EncodingError as exc:
-        raise ApiError(
-            422, "invalid_import", str(exc), {"file": ["Unknown text encoding."]}
-        ) from exc
-    # NUL is text only in UTF-16/32; elsewhere it means a binary file (a spreadsheet, an image).
-    if is_line_safe(codec_name(codec)) and b"\x00" in head:
-        raise ApiError(422, "invalid_import", "The file is not text.", {"file": ["Binary file."]})
+        refuse_unreadable_upload(upload.filename, upload.stream, encoding)
+    except CsvFileError as exc:
+        raise ApiError(422, "invalid_import", str(exc), {"file": [str(exc)]}) from exc
 
 
 @imports.get("/<int:import_id>")

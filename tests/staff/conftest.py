@@ -12,7 +12,9 @@ from app.auth.accounts import create_user
 from app.auth.models import Role, StaffUser
 
 PASSWORD = "correct horse battery staple"
-CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|<meta name="csrf-token" content="([^"]+)"')
+CSRF_INPUT = re.compile(
+    r'name="csrf_token"[^>]*value="([^"]+)"|<meta name="csrf-token" content="([^"]+)"'
+)
 
 
 def csrf_from(html: str) -> str:
@@ -35,10 +37,11 @@ class StaffClient(FlaskClient):
         return super().open(*args, **kwargs)
 
     def sign_in(self, user: StaffUser, password: str = PASSWORD):
+        email = user.email  # read first: another app's request may end the session it is in
         token = csrf_from(self.get("/staff/login").get_data(as_text=True))
         response = self.post(
             "/staff/login",
-            data={"email": user.email, "password": password, "csrf_token": token},
+            data={"email": email, "password": password, "csrf_token": token},
         )
         assert response.status_code == 302, response.get_data(as_text=True)[:2000]
         self.user = user
