@@ -86,12 +86,7 @@ def users_cli() -> None:
 )
 def create_user_command(email: str, role: str, name: str, password_mode: str | None) -> None:
     """Create a staff user who signs in at /staff/login."""
-    if password_mode is None:
-        password_mode = "prompt" if sys.stdin.isatty() else "generate"
-    if password_mode == "prompt":
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = generate_password()
+    password_mode, password = _new_password(password_mode)
     try:
         user = create_user(email, role, password=password, name=name)
     except AccountError as exc:
@@ -112,6 +107,14 @@ def create_user_command(email: str, role: str, name: str, password_mode: str | N
         )
     else:
         click.echo(f"Created staff user #{user.id} {user.email} ({role}).")
+
+
+def _new_password(mode: str | None) -> tuple[str, str]:
+    """Ask for a password on a terminal (or when told to), otherwise generate one."""
+    mode = mode or ("prompt" if sys.stdin.isatty() else "generate")
+    if mode == "prompt":
+        return mode, click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return mode, generate_password()
 
 
 @users_cli.command("list")
@@ -173,3 +176,21 @@ def reset_two_factor_command(email: str) -> None:
     """Turn two-factor sign-in off for a lost phone; they set it up again at next sign-in."""
     user = _user(email)
     _change(user, "two_factor_reset", lambda: accounts.reset_two_factor(user), "two-factor reset")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option(
+    "--password",
+    "password_mode",
+    type=click.Choice(["prompt", "generate"]),
+    default=None,
+    help="Ask for the new password, or generate one and print it once.",
+)
+def set_password_command(email: str, password_mode: str | None) -> None:
+    """Give a user a new password (they are signed out everywhere)."""
+    user = _user(email)
+    password_mode, password = _new_password(password_mode)
+    _change(user, "password_set", lambda: accounts.set_password(user, password), "password set")
+    if password_mode == "generate":
+        click.echo(password)

@@ -402,3 +402,39 @@ def test_admin_and_account_pages_have_no_serious_axe_violations(
             if v["impact"] in {"serious", "critical"}
         ]
     assert found == {name: [] for name in pages}
+
+
+def test_the_cli_sets_a_new_password_that_signs_in(app, make_staff_user):
+    user = make_staff_user(Role.CAMPAIGNER)
+    old_session = user.session_token
+    result = app.test_cli_runner().invoke(
+        args=["users", "set-password", user.email, "--password", "generate"]
+    )
+    assert result.exit_code == 0, result.output
+    new_password = result.output.strip().splitlines()[-1]
+    assert accounts.authenticate(user.email, new_password) is user
+    assert accounts.authenticate(user.email, "correct horse battery staple") is None
+    assert user.session_token != old_session  # signed out everywhere
+    assert entries("password_set")[0].actor == "cli"
+
+
+def test_the_cli_creates_a_user_with_a_generated_password_printed_once(app):
+    result = app.test_cli_runner().invoke(
+        args=[
+            "users",
+            "create",
+            "New.Person@Example.org",
+            "--role",
+            "analyst",
+            "--password",
+            "generate",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    password = result.stdout.strip()
+    user = accounts.authenticate("new.person@example.org", password)
+    assert user is not None and user.role == Role.ANALYST
+    again = app.test_cli_runner().invoke(
+        args=["users", "create", "new.person@example.org", "--role", "admin"]
+    )
+    assert again.exit_code != 0 and "already a staff user" in again.output
