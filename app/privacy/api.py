@@ -7,8 +7,9 @@ endpoints live here, above them all, not in app/supporters/api.py.
 from __future__ import annotations
 
 from app import privacy
-from app.api.auth import require_role
+from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit, get_or_404
+from app.auth import audit
 from app.auth.models import Role
 from app.supporters.models import Supporter
 
@@ -34,6 +35,10 @@ def erase_supporter(supporter_id):
     """
     supporter = get_or_404(Supporter, supporter_id, "supporter")
     privacy.erase_supporter(supporter)
+    # The id only, as in the staff app: the log must not keep what was erased.
+    audit.record(
+        current_actor(), "supporter_erased", subject_type="supporter", subject_id=supporter_id
+    )
     commit()
 
 
@@ -46,7 +51,12 @@ def export_supporter(supporter_id):
     Profile, lists, tags, consent history, mailings received (state, Message-ID), bounces,
     opens and clicks, campaign actions with their letters' text and each letter's state.
     """
-    return privacy.export_supporter(get_or_404(Supporter, supporter_id, "supporter"))
+    exported = privacy.export_supporter(get_or_404(Supporter, supporter_id, "supporter"))
+    audit.record(
+        current_actor(), "supporter_exported", subject_type="supporter", subject_id=supporter_id
+    )
+    commit()
+    return exported
 
 
 blueprints = [supporter_privacy]

@@ -8,6 +8,7 @@ from marshmallow import EXCLUDE, ValidationError
 from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit, get_or_404
 from app.api.errors import ApiError
+from app.auth import audit
 from app.auth.models import Role
 from app.supporters import schemas as s
 from app.supporters.csvencoding import CsvFileError
@@ -43,6 +44,13 @@ def start_import(files):
         created_by=current_actor(),
         settings=current_app.config["CLARION"],
         encoding=form.get("encoding"),
+    )
+    audit.record(
+        current_actor(),
+        "import_started",
+        subject_type="import",
+        subject_id=job.id,
+        detail=f"file {upload.filename!r}",
     )
     commit()
     return {
