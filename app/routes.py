@@ -9,6 +9,7 @@ from __future__ import annotations
 from app.api.docs import docs_assets
 from app.api.errors import ERROR_JSON_SCHEMA
 from app.campaigns.api import blueprints as campaign_blueprints
+from app.campaigns.behaviour import register_campaign_behaviours
 from app.campaigns.services import campaign_gate
 from app.mailings.api import blueprints as mailing_blueprints
 from app.mailings.compose.services import unfinished_mailings_using_segment
@@ -17,6 +18,7 @@ from app.privacy.api import blueprints as privacy_blueprints
 from app.supporters.api import blueprints as supporter_blueprints
 from app.supporters.segments import answer_segment_users
 from app.tracking.api import blueprints as tracking_blueprints
+from app.tracking.behaviour import register_tracking_behaviours
 from app.tracking.revocations_api import blueprints as revocation_blueprints
 
 BEARER_SCHEME = {
@@ -30,6 +32,9 @@ def register_blueprints(api) -> None:
     # A lower domain's API asks a higher one through a function the edge hands it.
     answer_segment_users(unfinished_mailings_using_segment)
     answer_campaign_gate(campaign_gate)
+    # Behaviour segment conditions live with the data they read (actions, opens and clicks).
+    register_campaign_behaviours()
+    register_tracking_behaviours()
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     api.spec.options["security"] = [{"bearerAuth": []}]
     # flask-smorest documents its own error body; ours is {"error": {code, message, details}}.

@@ -51,7 +51,14 @@ blueprint = staff_blueprint("staff_mailings", __name__, url_prefix="/staff/maili
 
 PAGE_SIZE = 25
 LIVE_STATUSES = (MailingStatus.SCHEDULED, MailingStatus.SENDING)
-AUDIENCE_KEYS = ("include_lists", "exclude_lists", "include_tags", "exclude_tags", "segments")
+AUDIENCE_KEYS = (
+    "include_lists",
+    "exclude_lists",
+    "include_tags",
+    "exclude_tags",
+    "segments",
+    "exclude_segments",
+)
 # The rendered mail is staff-written HTML on the staff origin: no scripts, no same-origin
 # access, and only our own pages may frame it (the app's default forbids all framing).
 PREVIEW_HEADERS = {
@@ -100,6 +107,7 @@ class MailingForm(FlaskForm):
     segments = _ids_field("Plus these saved segments")
     exclude_lists = _ids_field("Except members of these lists")
     exclude_tags = _ids_field("Except supporters with these tags")
+    exclude_segments = _ids_field("Except supporters in these saved segments")
 
     def set_choices(self) -> None:
         choices = checks.audience_choices()
@@ -107,7 +115,7 @@ class MailingForm(FlaskForm):
             self[key].choices = choices["lists"]
         for key in ("include_tags", "exclude_tags"):
             self[key].choices = choices["tags"]
-        self.segments.choices = choices["segments"]
+        self.segments.choices = self.exclude_segments.choices = choices["segments"]
         self.layout.choices = [("", "No layout: the body below is the whole mail")] + [
             (name, name) for name in services.available_layouts()
         ]
@@ -333,12 +341,18 @@ def _mailing_page(mailing: Mailing, test_form: TestSendForm, results=None, statu
 @requires(Role.ANALYST)
 def progress(mailing_id: int):
     mailing = _mailing(mailing_id)
-    return render_template(
+    live = mailing.status in LIVE_STATUSES
+    panel = render_template(
         "staff/mailings/_progress.html",
         mailing=mailing,
         report=services.status_report(mailing),
-        live=mailing.status in LIVE_STATUSES,
+        live=live,
     )
+    if not live and request.headers.get("HX-Request") == "true":
+        # Only a page shown while the send was live polls: its status and its Pause and
+        # Cancel buttons are out of date now, so htmx reloads it whole (and it stops polling).
+        return panel, {"HX-Refresh": "true"}
+    return panel
 
 
 @blueprint.get("/<int:mailing_id>/preview")

@@ -20,12 +20,13 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from app import privacy
 from app.auth import audit
 from app.auth.models import Role
 from app.campaigns.history import actions_taken
+from app.campaigns.services import all_campaigns
 from app.errors import Conflict, DomainError, NotFound
 from app.extensions import db
 from app.security import parse_id
@@ -33,15 +34,19 @@ from app.staff.access import actor, requires, staff_blueprint
 from app.supporters import directory, groups, services
 from app.supporters.models import MailingList, Segment, SubscriptionStatus, Tag
 from app.supporters.segments import (
+    BEHAVIOUR_LIMIT,
     CUSTOM_PREFIX,
     DATE_FIELDS,
     DATE_OPS,
     TEXT_FIELDS,
     TEXT_OPS,
+    BehaviourType,
     SegmentDefinitionError,
+    behaviour_types,
     count_segment,
     validate_definition,
 )
+from app.tracking.behaviour import mailing_choices
 from app.tracking.history import mailings_received
 
 blueprint = staff_blueprint("staff_supporters", __name__, url_prefix="/staff/supporters")
@@ -127,7 +132,7 @@ class SupporterForm(FlaskForm):
     def validate_tags(self, field):
         too_long = [name for name in _tag_names(field.data) if len(name) > 100]
         if too_long:
-            raise ValueError("A tag name is at most 100 characters.")
+            raise ValidationError("A tag name is at most 100 characters.")
 
 
 def _tag_names(text: str | None) -> list[str]:
@@ -441,6 +446,17 @@ class ConditionForm(Form):
     value = StringField("Value", filters=STRIPPED, validators=[Length(max=10_000)])
 
 
+class BehaviourForm(Form):
+    # validate_choice off: the engine says which ids and types exist, next to the field.
+    type = SelectField("Behaviour", validate_choice=False)
+    campaign_id = SelectField("Campaign", validate_choice=False)
+    mailing_id = SelectField("Mailing", validate_choice=False)
+    last_mailings = StringField(
+        "Last N mailings", default="5", filters=STRIPPED, validators=[Length(max=20)]
+    )
+    months = StringField("Months", default="12", filters=STRIPPED, validators=[Length(max=20)])
+
+
 class SegmentForm(FlaskForm):
     name = StringField("Name", filters=STRIPPED, validators=[DataRequired(), Length(max=200)])
     include_lists = SelectMultipleField("In any of these lists", coerce=int)
@@ -457,6 +473,7 @@ class SegmentForm(FlaskForm):
         choices=[SelectChoice("all", "All of them"), SelectChoice("any", "Any one of them")],
     )
     conditions = FieldList(FormField(ConditionForm), min_entries=1, max_entries=50)
+    behaviour = FieldList(FormField(BehaviourForm), min_entries=1, max_entries=BEHAVIOUR_LIMIT)
 
 
 def _segment_form(segment: Segment | None = None) -> SegmentForm:
@@ -481,6 +498,10 @@ def _segment_form(segment: Segment | None = None) -> SegmentForm:
                     }
                     for c in definition.get("conditions", [])
                 ],
+                "behaviour": [
+                    {key: "" if value is None else str(value) for key, value in item.items()}
+                    for item in definition.get("behaviour", [])
+                ],
             }
         )
     list_choices = [SelectChoice(str(i), name) for i, name in groups.list_choices()]
@@ -496,10 +517,29 @@ def _segment_form(segment: Segment | None = None) -> SegmentForm:
             SelectChoice("", "(no condition)"),
             *map(SelectChoice, fields + extra),
         ]
+    _set_behaviour_choices(form)
     return form
 
 
-def _definition_from(form: SegmentForm) -> tuple[dict, list[int]]:
+def _set_behaviour_choices(form: SegmentForm) -> None:
+    types = [("", "(no behaviour)")] + [(t.name, t.label) for t in behaviour_types()]
+    campaigns = [("", "(choose a campaign)")] + [(str(c.id), c.title) for c in all_campaigns()]
+    mailings = [("", "(choose a mailing)")] + [(str(i), name) for i, name in mailing_choices()]
+    for entry in form.behaviour.entries:
+        row = entry.form
+        row.type.choices = _keeping(types, row.type.data)
+        row.campaign_id.choices = _keeping(campaigns, row.campaign_id.data, "Campaign")
+        row.mailing_id.choices = _keeping(mailings, row.mailing_id.data, "Mailing")
+
+
+def _keeping(choices: list[tuple[str, str]], chosen, label: str = "Behaviour") -> list:
+    """The choices, plus the one already chosen if it is not among them (so a save keeps it)."""
+    if chosen and chosen not in {value for value, _ in choices}:
+        choices = [*choices, (chosen, f"{label} {chosen}")]
+    return [SelectChoice(value, text) for value, text in choices]
+
+
+def _definition_from(form: SegmentForm) -> tuple[dict, dict[str, list[int]]]:
     """The form as a segment definition, and which form row each condition came from."""
     conditions, rows = [], []
     for row, entry in enumerate(form.conditions.entries):
@@ -513,25 +553,50 @@ def _definition_from(form: SegmentForm) -> tuple[dict, list[int]]:
             value = [v.strip() for v in value.split(",") if v.strip()]
         conditions.append({"field": condition.field.data, "op": condition.op.data, "value": value})
         rows.append(row)
+    behaviour, behaviour_rows = _behaviour_from(form)
     definition = {
         key: getattr(form, key).data or []
         for key in ("include_lists", "exclude_lists", "include_tags", "exclude_tags", "statuses")
     }
-    return {**definition, "match": form.match.data, "conditions": conditions}, rows
+    definition |= {"match": form.match.data, "conditions": conditions, "behaviour": behaviour}
+    return definition, {"conditions": rows, "behaviour": behaviour_rows}
+
+
+def _behaviour_from(form: SegmentForm) -> tuple[list[dict], list[int]]:
+    """The behaviour rows in use, each with only the values its type takes."""
+    types: dict[str, BehaviourType] = {t.name: t for t in behaviour_types()}
+    items, rows = [], []
+    for row, entry in enumerate(form.behaviour.entries):
+        chosen = entry.form.type.data
+        if not chosen:
+            continue  # an empty row
+        params = types[chosen].params if chosen in types else ()
+        items.append({"type": chosen, **{p: _number(entry.form[p].data) for p in params}})
+        rows.append(row)
+    return items, rows
+
+
+def _number(text):
+    """A whole number from the form; anything else as typed, for the engine to refuse."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else text
 
 
 def _show_definition_errors(form: SegmentForm, error: SegmentDefinitionError, rows) -> list[str]:
     """Put each of the engine's messages next to the field it is about; return them all."""
     shown = []
     for key, messages in error.details.items():
-        if key == "conditions" and isinstance(messages, dict):
+        if key in ROW_LISTS and isinstance(messages, dict):
             for index, by_field in messages.items():
-                entry = form.conditions.entries[rows[int(index)]].form
+                entry = form[key].entries[rows[key][int(index)]].form
+                fallback = ROW_LISTS[key]
                 for name, texts in _as_dict(by_field).items():
-                    target = getattr(entry, name, entry.value)
+                    target = entry[name] if name in entry._fields else entry[fallback]
                     target.errors = [*target.errors, *_flatten(texts)]
                     shown += _flatten(texts)
-        elif key in form._fields and key != "conditions":
+        elif key in form._fields and key not in ROW_LISTS:
             field = form._fields[key]
             field.errors = [*field.errors, *_flatten(messages)]
             shown += _flatten(messages)
@@ -542,6 +607,10 @@ def _show_definition_errors(form: SegmentForm, error: SegmentDefinitionError, ro
         form.form_errors.append(error.message)
         shown.append(error.message)
     return shown
+
+
+# The lists of form rows, and the field of a row that takes messages about the row as a whole.
+ROW_LISTS = {"conditions": "value", "behaviour": "type"}
 
 
 def _as_dict(value) -> dict:
@@ -612,7 +681,12 @@ def _segment_page(segment: Segment | None):
     if not any(not entry.form.field.data for entry in form.conditions.entries):
         choices = form.conditions.entries[0].form.field.choices
         form.conditions.append_entry().form.field.choices = choices  # a row for one more
-    has_errors = any(f.errors for f in form) or form.form_errors or _conditions_have_errors(form)
+    if len(form.behaviour.entries) < BEHAVIOUR_LIMIT and all(
+        entry.form.type.data for entry in form.behaviour.entries
+    ):
+        form.behaviour.append_entry()
+        _set_behaviour_choices(form)
+    has_errors = any(f.errors for f in form) or form.form_errors or _rows_have_errors(form)
     status = 422 if has_errors else 200
     return render_template(
         "staff/supporters/segment_edit.html", segment=segment, form=form, count=count
@@ -634,9 +708,9 @@ def segment_count():
     return render_template("staff/supporters/_segment_count.html", count=count, problems=problems)
 
 
-def _conditions_have_errors(form: SegmentForm) -> bool:
+def _rows_have_errors(form: SegmentForm) -> bool:
     # FieldList.errors is fixed when the form validates; the engine's messages come later.
-    return any(f.errors for entry in form.conditions.entries for f in entry.form)
+    return any(f.errors for key in ROW_LISTS for entry in form[key].entries for f in entry.form)
 
 
 @blueprint.route("/segments/<int:segment_id>/delete", methods=["GET", "POST"])

@@ -3,6 +3,10 @@
 Lists and tags are tested with EXISTS / NOT EXISTS against the membership tables, whose
 primary keys lead with list_id / tag_id, so PostgreSQL answers them as semi/anti joins from
 the index instead of joining every supporter to every membership.
+
+Behaviour (acted on a campaign, opened a mailing …) is in the tables of higher layers, which
+this one must not import: each owning layer registers its condition types here
+(`register_behaviour`), and create_app wires them in once (app/routes.py).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -37,6 +42,7 @@ DATE_OPS = ("before", "after")
 CUSTOM_PREFIX = "custom."
 CUSTOM_NAME = re.compile(r"^[\w\- ]{1,100}$")
 IN_LIMIT = 1000
+BEHAVIOUR_LIMIT = 20
 
 
 # Which mailings still use a segment is the mailings domain's to answer: it sits above this one
@@ -59,6 +65,62 @@ def segment_users(segment_id: int) -> list[int]:
 
 class SegmentDefinitionError(Invalid, ValueError):
     """A segment definition that cannot be used; `details` maps fields to messages."""
+
+
+# --- behaviour condition types, registered by the layers that own the data ------------------
+
+# Every parameter a behaviour condition can take, checked here so each type only declares which
+# ones it needs. Ids are checked against the database by the type's own `check`.
+BEHAVIOUR_PARAMS = {
+    "campaign_id": fields.Int(strict=True, validate=validate.Range(min=1)),
+    "mailing_id": fields.Int(strict=True, validate=validate.Range(min=1)),
+    "last_mailings": fields.Int(strict=True, validate=validate.Range(min=1, max=50)),
+    "months": fields.Int(strict=True, validate=validate.Range(min=1, max=120)),
+}
+PARAM_LABELS = {
+    "campaign_id": "a campaign",
+    "mailing_id": "a mailing",
+    "last_mailings": "a number of recent mailings (1-50)",
+    "months": "a number of months (1-120)",
+}
+
+
+@dataclass(frozen=True)
+class BehaviourType:
+    """One kind of behaviour condition: its parameters, its SQL and its database checks.
+
+    `build(params)` returns a condition on Supporter.id (EXISTS / NOT EXISTS against the owning
+    layer's tables); `check(params)` returns messages by parameter for ids that do not exist.
+    """
+
+    name: str
+    label: str
+    params: tuple[str, ...]
+    build: Callable[[dict], ColumnElement]
+    check: Callable[[dict], dict[str, list[str]]]
+
+
+_behaviours: dict[str, BehaviourType] = {}
+
+
+def register_behaviour(
+    name: str,
+    build: Callable[[dict], ColumnElement],
+    check: Callable[[dict], dict[str, list[str]]],
+    *,
+    label: str,
+    params: tuple[str, ...],
+) -> None:
+    """Make a behaviour condition type usable in segment definitions (again: replaces it)."""
+    unknown = set(params) - set(BEHAVIOUR_PARAMS)
+    if unknown:
+        raise ValueError(f"Behaviour {name!r} takes unknown parameters {sorted(unknown)}.")
+    _behaviours[name] = BehaviourType(name, label, tuple(params), build, check)
+
+
+def behaviour_types() -> list[BehaviourType]:
+    """Return the registered behaviour condition types, in the order they were registered."""
+    return list(_behaviours.values())
 
 
 class ConditionSchema(Schema):
@@ -109,6 +171,45 @@ class ConditionSchema(Schema):
             raise ValidationError(f"{op!r} needs a non-empty string value.", "value")
 
 
+class BehaviourSchema(Schema):
+    type = fields.Str(
+        required=True,
+        metadata={
+            "description": "acted_on_campaign / not_acted_on_campaign (campaign_id), "
+            "opened_recent_mailings / clicked_recent_mailings (last_mailings), "
+            "received_not_opened (mailing_id), not_engaged (months: mailed in that time, no "
+            "open, click or action since). Opens and clicks count people only: machine events "
+            "(privacy proxies, link scanners) are left out, and a click counts as an open. "
+            "not_acted_on_campaign matches everyone without an action on it, mailed or not."
+        },
+    )
+    campaign_id = BEHAVIOUR_PARAMS["campaign_id"]
+    mailing_id = BEHAVIOUR_PARAMS["mailing_id"]
+    last_mailings = BEHAVIOUR_PARAMS["last_mailings"]
+    months = BEHAVIOUR_PARAMS["months"]
+
+    @validates_schema
+    def check_params_fit_type(self, data, **kwargs):
+        kind = _behaviours.get(data["type"])
+        if kind is None:
+            known = ", ".join(_behaviours) or "(none registered)"
+            raise ValidationError(
+                f"Unknown behaviour {data['type']!r}; use one of {known}.", "type"
+            )
+        errors = {
+            name: [f"{kind.label}: choose {PARAM_LABELS[name]}."]
+            for name in kind.params
+            if data.get(name) is None
+        }
+        errors |= {
+            name: [f"{kind.label} takes no {name}."]
+            for name in BEHAVIOUR_PARAMS
+            if name not in kind.params and data.get(name) is not None
+        }
+        if errors:
+            raise ValidationError(errors)
+
+
 def _ids(description: str):
     return fields.List(
         fields.Int(strict=True),
@@ -124,6 +225,14 @@ class SegmentDefinitionSchema(Schema):
     include_tags = _ids("Having ANY of these tag ids.")
     exclude_tags = _ids("Having none of these tag ids.")
     conditions = fields.List(fields.Nested(ConditionSchema), load_default=list)
+    behaviour = fields.List(
+        fields.Nested(BehaviourSchema),
+        load_default=list,
+        validate=validate.Length(max=BEHAVIOUR_LIMIT),
+        metadata={
+            "description": "Behaviour conditions; every one must hold, whatever `match` says."
+        },
+    )
     match = fields.Str(
         load_default="all",
         validate=validate.OneOf(("all", "any")),
@@ -152,6 +261,10 @@ def normalise_definition(definition) -> dict:
         data[key] = sorted(set(data[key]))
     for condition in data["conditions"]:
         condition.setdefault("value", None)
+    data["behaviour"] = [
+        {"type": item["type"], **{name: item[name] for name in _behaviours[item["type"]].params}}
+        for item in data["behaviour"]
+    ]
     return data
 
 
@@ -168,10 +281,21 @@ def validate_definition(definition) -> dict:
         missing = _missing_ids(model, data[key])
         if missing:
             details[key] = [f"No {model.__tablename__[:-1]} with id {i}." for i in missing]
+    behaviour_problems = {}
+    for index, item in enumerate(data["behaviour"]):
+        problems = _behaviours[item["type"]].check(item)
+        if problems:
+            behaviour_problems[index] = problems
+    if behaviour_problems:
+        details["behaviour"] = behaviour_problems
     if details:
-        raise SegmentDefinitionError(
-            "The segment refers to lists or tags that do not exist.", details
-        )
+        if "behaviour" not in details:
+            message = "The segment refers to lists or tags that do not exist."
+        elif len(details) == 1:
+            message = "A behaviour condition refers to something that does not exist."
+        else:
+            message = "The segment refers to lists, tags and records that do not exist."
+        raise SegmentDefinitionError(message, details)
     return data
 
 
@@ -229,13 +353,14 @@ def audience_query(
     include_tags=(),
     exclude_tags=(),
     segment_ids=(),
+    exclude_segment_ids=(),
     *,
     mailable_only: bool = True,
 ) -> Select:
     """Select subscribed supporters in any included list, tag or saved segment, minus exclusions.
 
     Saved segments add their matches (restricted to subscribed, whatever the segment says);
-    the excluded lists and tags apply to everyone. No includes at all selects nobody.
+    the excluded lists, tags and segments apply to everyone. No includes at all selects nobody.
     `mailable_only=False` leaves out the "may be mailed" condition (the pre-send check counts
     who the audience would have reached but may not).
     """
@@ -245,21 +370,30 @@ def audience_query(
     if include_tags:
         includes.append(_has_tags(include_tags))
     for segment_id in sorted(set(segment_ids)):
-        segment = db.session.get(Segment, segment_id)
-        if segment is None:
-            raise SegmentDefinitionError(
-                "The audience refers to a segment that does not exist.",
-                {"segments": [f"No segment with id {segment_id}."]},
-            )
-        includes.append(Supporter.id.in_(segment_query(segment.definition)))
+        includes.append(Supporter.id.in_(_saved_segment_query(segment_id, "segments")))
     criteria = [or_(*includes) if includes else false()]
     if exclude_lists:
         criteria.append(~_in_lists(exclude_lists))
     if exclude_tags:
         criteria.append(~_has_tags(exclude_tags))
+    for segment_id in sorted(set(exclude_segment_ids)):
+        # NOT EXISTS, not NOT IN: PostgreSQL turns it into an anti-join over the segment's
+        # matches, where NOT IN (NULL-aware) falls back to a subplan once they outgrow work_mem.
+        matches = _saved_segment_query(segment_id, "exclude_segments").subquery()
+        criteria.append(~exists().where(matches.c.id == Supporter.id))
     if mailable_only:
         criteria.insert(0, may_be_mailed())
     return select(Supporter.id).where(*criteria)
+
+
+def _saved_segment_query(segment_id: int, key: str) -> Select:
+    segment = db.session.get(Segment, segment_id)
+    if segment is None:
+        raise SegmentDefinitionError(
+            "The audience refers to a segment that does not exist.",
+            {key: [f"No segment with id {segment_id}."]},
+        )
+    return segment_query(segment.definition)
 
 
 def _status_in(statuses) -> ColumnElement:
@@ -292,6 +426,8 @@ def _criteria(data: dict) -> list[ColumnElement]:
     if data["conditions"]:
         parts = [_condition(c) for c in data["conditions"]]
         criteria.append(and_(*parts) if data["match"] == "all" else or_(*parts))
+    for item in data["behaviour"]:
+        criteria.append(_behaviours[item["type"]].build(item))
     return criteria or [true()]
 
 

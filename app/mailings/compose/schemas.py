@@ -27,6 +27,9 @@ class AudienceSchema(Schema):
     include_tags = _ids("Supporters with ANY of these tag ids.")
     exclude_tags = _ids("Minus supporters with any of these tag ids.")
     segments = _ids("Plus the supporters these saved segment ids match.")
+    exclude_segments = _ids(
+        "Minus the supporters these saved segment ids match (e.g. who opened it already)."
+    )
 
 
 def _text(max_length: int, **kwargs):

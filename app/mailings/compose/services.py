@@ -33,6 +33,7 @@ from mailers.merge import allowed_fields, validate_template
 from mailers.message import InvalidAddress, check_address
 from mailers.render import FreezeError
 
+SEGMENT_KEYS = ("segments", "exclude_segments")
 TEMPLATE_FIELDS = ("subject", "preheader", "body_mjml", "body_text")
 OPTIONAL_TEXT = ("preheader", "from_name", "from_email", "reply_to", "layout", "body_mjml")
 SENDER_FIELDS = ("from_name", "from_email", "reply_to")
@@ -185,6 +186,7 @@ def _audience_problems(audience: dict) -> dict:
         ("include_tags", Tag, "tag"),
         ("exclude_tags", Tag, "tag"),
         ("segments", Segment, "segment"),
+        ("exclude_segments", Segment, "segment"),
     ):
         ids = audience.get(key) or []
         found = set(db.session.scalars(select(model.id).where(model.id.in_(ids)))) if ids else set()
@@ -250,12 +252,19 @@ def status_report(mailing: Mailing) -> dict:
 
 
 def unfinished_mailings_using_segment(segment_id: int) -> list[int]:
-    """Return the ids of the mailings not yet sent (draft, scheduled, paused) using a segment."""
+    """Return the ids of the mailings not yet sent (draft, scheduled, paused) using a segment.
+
+    Either way round: a segment the audience leaves out shapes it as much as one it adds.
+    """
     open_statuses = (MailingStatus.DRAFT, MailingStatus.SCHEDULED, MailingStatus.PAUSED)
     rows = db.session.execute(
         select(Mailing.id, Mailing.audience).where(Mailing.status.in_(open_statuses))
     )
-    return [i for i, audience in rows if segment_id in ((audience or {}).get("segments") or [])]
+    return [
+        mailing_id
+        for mailing_id, audience in rows
+        if any(segment_id in ((audience or {}).get(key) or []) for key in SEGMENT_KEYS)
+    ]
 
 
 def mailings_newest_first(status: str | None = None) -> Select:

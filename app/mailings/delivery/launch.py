@@ -145,6 +145,7 @@ def audience_of(mailing: Mailing, *, mailable_only: bool = True):
         include_tags=audience.get("include_tags", ()),
         exclude_tags=audience.get("exclude_tags", ()),
         segment_ids=audience.get("segments", ()),
+        exclude_segment_ids=audience.get("exclude_segments", ()),
     )
 
 
