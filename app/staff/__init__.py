@@ -1,6 +1,6 @@
 """The staff web app: server-rendered pages over the domains' services, at /staff.
 
-Each area is a blueprint in its own module; `register_staff` wires them with the sign-in, role
+Each area is a blueprint in its own module or package; `register_staff` wires them with the sign-in, role
 and CSRF guard of app/staff/access.py. Views stay thin: they read a form, call a service, render.
 """
 

@@ -19,7 +19,6 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from app.auth import accounts, audit
 from app.auth.accounts import AccountError, ResetLinkError
 from app.auth.models import Role
-from app.errors import DomainError
 from app.extensions import db, limiter
 from app.staff.access import (
     actor,
@@ -30,6 +29,7 @@ from app.staff.access import (
     safe_next_url,
     staff_blueprint,
 )
+from app.staff.forms import show_errors
 
 blueprint = staff_blueprint("staff_account", __name__, url_prefix="/staff")
 PENDING_TWO_FACTOR = "staff_pending_user"
@@ -56,13 +56,6 @@ def _login_email_key() -> str:
 
 def _reset_email_key() -> str:
     return "staff-reset:" + accounts.normalise_email(request.form.get("email", ""))[:320]
-
-
-def show_errors(form: FlaskForm, exc: DomainError, default_field: str) -> None:
-    """Put a service's refusal next to the fields it names (or next to `default_field`)."""
-    named = {name: message for name, message in exc.details.items() if name in form}
-    for name, message in (named or {default_field: exc.message}).items():
-        form[name].errors.append(message)
 
 
 def _status(form: FlaskForm) -> int:

@@ -15,7 +15,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.security import parse_id
 from app.staff.access import actor, current_staff, requires, staff_blueprint
-from app.staff.account import show_errors
+from app.staff.forms import show_errors
 from app.staff.mail import reset_url
 
 blueprint = staff_blueprint("staff_admin", __name__, url_prefix="/staff/admin")
