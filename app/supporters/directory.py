@@ -4,8 +4,13 @@ Built to stay fast at a million supporters. Text matches the start of a field on
 address, a first or last name, a postcode), each through its own text_pattern_ops index
 (migration 0007), so a search is a few index range scans whatever the table's size. Pages are
 keyset pages (`id < after`, newest first), never OFFSET. The total is counted no further than
-COUNT_CAP: beyond it the page says "more than 10,000". That costs milliseconds, where an exact
+COUNT_CAP: beyond it the page says "more than 5,000". That costs milliseconds, where an exact
 count over a million rows (even the segment engine's) takes 150-400 ms on every page view.
+(Counting to the cap is itself the dearest part of a broad search: a common surname within a
+list of half a million costs ~150 ms at a cap of 10,000; bench/bench_staff_pages.py times it.)
+Every statement is planned for its own values: a generic plan for `LIKE $1` cannot use the
+prefix indexes and, once psycopg prepares a statement it has run five times, PostgreSQL may
+switch to one (a rare surname then took 530 ms instead of 30).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy.orm import lazyload
 
 from app.errors import NotFound
 from app.extensions import db
@@ -20,7 +26,9 @@ from app.supporters.emails import InvalidEmail, normalise_email
 from app.supporters.models import ListMembership, SubscriptionStatus, Supporter, SupporterTag
 
 PAGE_SIZE = 50
-COUNT_CAP = 10_000
+COUNT_CAP = 5_000
+# Up to this many matches, sorting them all costs less than finding a page by the id index.
+FEW_MATCHES = 2_000
 MAX_QUERY_LENGTH = 200
 
 
@@ -49,19 +57,44 @@ class DirectoryPage:
 
 def search_directory(query: DirectoryQuery) -> DirectoryPage:
     """Return one page of the supporters matching `query`, newest first, and how many match."""
-    stmt = _matching(query).order_by(Supporter.id.desc()).limit(PAGE_SIZE + 1)
+    _plan_for_these_values()
+    total, lower_bound = count_matches(query)
+    stmt = (
+        _matching(query)
+        # The page shows no lists or tags: two queries per page saved.
+        .options(lazyload(Supporter.lists), lazyload(Supporter.tags))
+        .order_by(_newest_first(few_matches=not lower_bound and total <= FEW_MATCHES))
+        .limit(PAGE_SIZE + 1)
+    )
     if query.after is not None:
         stmt = stmt.where(Supporter.id < query.after)
     rows = list(db.session.scalars(stmt))
     has_more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    total, lower_bound = count_matches(query)
     return DirectoryPage(
         supporters=rows,
         next_after=rows[-1].id if has_more else None,
         total=total,
         total_is_lower_bound=lower_bound,
     )
+
+
+def _plan_for_these_values() -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Local to the transaction, which ends with the request.
+        db.session.execute(select(func.set_config("plan_cache_mode", "force_custom_plan", True)))
+
+
+def _newest_first(*, few_matches: bool) -> ColumnElement:
+    """SQL: the page's order, id descending, chosen so the planner reads the fewest rows.
+
+    Walking the id index newest-first and testing each row finds a page at once when matches
+    are common, but a middling search ("jane smith", 0.1 % of everyone) reads ~50,000 rows to
+    find 50, and the planner, which underprices the text tests, picks that walk anyway. When
+    the count has shown the matches are few, ordering by `id + 0` (which no index provides)
+    makes it collect them through the prefix or membership indexes and sort them instead.
+    """
+    return (Supporter.id + 0).desc() if few_matches else Supporter.id.desc()
 
 
 def count_matches(query: DirectoryQuery) -> tuple[int, bool]:
