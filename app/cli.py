@@ -14,6 +14,7 @@ from app.mailings.feedback.bounce_import import bounces_cli
 from app.privacy.cli import supporter_commands
 from app.supporters.cli import supporters_cli
 from app.tracking.revocations_cli import links_cli
+from app.tracking.stats_cli import stats_cli
 from app.tracking.unsubscribe_cli import unsubscribes_cli
 from workers.cli import worker_command
 
@@ -30,6 +31,7 @@ def register_commands(app) -> None:
         campaigns_cli,
         bounces_cli,
         links_cli,
+        stats_cli,
         worker_command,
     ):
         app.cli.add_command(command)

@@ -7,6 +7,7 @@ afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import replace
 
@@ -112,6 +113,19 @@ def _truncate_all() -> None:
     tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
     with db.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(app_context):
+    """Start and leave every test with no POSTs counted: public forms, sign-in (limiter on)."""
+    from app.extensions import limiter
+
+    # A test may point the limiter at a Redis that is down (tests/tracking/test_buffer.py).
+    with contextlib.suppress(redis.exceptions.RedisError):
+        limiter.reset()
+    yield
+    with contextlib.suppress(redis.exceptions.RedisError):
+        limiter.reset()
 
 
 @pytest.fixture

@@ -73,6 +73,10 @@ class Mailing(db.Model):
     frozen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     total_recipients: Mapped[int] = mapped_column(default=0)
+    # {"sent": n, "failed": n, …}: the deliveries by status, written once no delivery can change
+    # any more (delivery/outcomes.py settle_outcome_counts), so a finished mailing's report
+    # does not count a million rows. NULL while sending.
+    outcome_counts: Mapped[dict | None] = mapped_column(JsonDict)
     batch_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
@@ -136,6 +140,15 @@ class Delivery(db.Model):
     message_id: Mapped[str | None] = mapped_column(String(300))
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The first time the recipient did each thing (app/tracking/rollups.py keeps them): the
+    # mailing's unique counts move only when one of these goes from NULL to a time, or back
+    # when a re-judged scanner takes a "human" one away. Never read per request.
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    human_opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    clicked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    human_clicked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         UniqueConstraint("mailing_id", "supporter_id"),
@@ -184,3 +197,8 @@ class BounceEvent(db.Model):
     external_id: Mapped[str | None] = mapped_column(String(300), unique=True)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     payload: Mapped[dict | None] = mapped_column(JsonDict)
+
+    # A mailing's report counts bounced and complaining recipients from this index alone.
+    __table_args__ = (
+        Index("ix_bounce_events_mailing_kind_delivery", "mailing_id", "kind", "delivery_id"),
+    )

@@ -36,8 +36,9 @@ from app.config import Settings
 from app.extensions import db
 from app.links.tokens import LinkClaims
 from app.queues import redis_key
-from app.tracking import machine, services
+from app.tracking import machine, rollups, services
 from app.tracking.models import EventKind
+from app.tracking.rollups import RollupChanges
 
 log = logging.getLogger(__name__)
 
@@ -267,15 +268,17 @@ def apply_events(events: list[tuple]) -> None:
 
     Runs of opens go in one statement; each click is classified against the rows written
     before it (the burst rule needs the recipient's earlier clicks), so clicks go one by one.
+    The new rows are counted into the rollups once, for the whole batch, at the end.
     """
     events.sort(key=lambda e: e[6])
     opens: list[tuple] = []
     connection = db.session.connection()
+    changes = RollupChanges()
     for event in events:
         if event[0] == _OPEN:
             opens.append(event)
             continue
-        _insert_opens(connection, opens)
+        _insert_opens(connection, opens, changes)
         opens = []
         kind, mailing_id, supporter_id, position, user_agent, method, when = event
         link = services.find_link(mailing_id, position)
@@ -284,9 +287,10 @@ def apply_events(events: list[tuple]) -> None:
         since = when - timedelta(seconds=machine.BURST_WINDOW_SECONDS)
         claims = LinkClaims(mailing_id, supporter_id)
         services.record_click_at(
-            connection, claims, position, link, user_agent, method, when, since
+            connection, claims, position, link, user_agent, method, when, since, changes
         )
-    _insert_opens(connection, opens)
+    _insert_opens(connection, opens, changes)
+    rollups.apply(connection, changes)
 
 
 # One statement for a run of opens: the rows come from `deliveries`, so a token whose delivery
@@ -306,21 +310,27 @@ _OPENS_SQL = text(
     JOIN deliveries d ON d.mailing_id = v.mailing_id AND d.supporter_id = v.supporter_id
     ORDER BY v.n
     ON CONFLICT DO NOTHING
+    RETURNING mailing_id, delivery_id, kind, link_position, occurred_at, machine
     """
-)
+)  # untyped: the driver's own values (an aware datetime, the kind's text) are what is needed
 
 
-def _insert_opens(connection, opens: list[tuple]) -> None:
+def _insert_opens(connection, opens: list[tuple], changes: RollupChanges) -> None:
     if not opens:
         return
     verdicts = [machine.classify("open", e[4], e[5], None, [], False) for e in opens]
     if connection.dialect.name != "postgresql":
         for event, verdict in zip(opens, verdicts, strict=True):
             services.record_event_at(
-                connection, EventKind.OPEN, LinkClaims(event[1], event[2]), verdict, event[6]
+                connection,
+                EventKind.OPEN,
+                LinkClaims(event[1], event[2]),
+                verdict,
+                event[6],
+                changes,
             )
         return
-    connection.execute(
+    returned = connection.execute(
         _OPENS_SQL,
         {
             "mailing_ids": [e[1] for e in opens],
@@ -330,4 +340,5 @@ def _insert_opens(connection, opens: list[tuple]) -> None:
             "machines": [v.machine for v in verdicts],
             "reasons": [v.reason or None for v in verdicts],
         },
-    )
+    ).all()
+    changes.add_rows(returned)

@@ -3,8 +3,9 @@
 Opens and clicks sit on the hot path of every mail sent: the requests only queue them
 (app/tracking/buffer.py) and the worker clock records them with the functions here, so
 mailing stats lag by up to CLOCK_INTERVAL_SECONDS. Recording is INSERT … ON CONFLICT DO
-NOTHING (plus one read for clicks), without loading ORM objects. Nothing here commits: the
-views and the drain do, once.
+NOTHING … RETURNING (plus one read for clicks), without loading ORM objects; the rows it
+returns, new ones only, are counted into the rollups in the same transaction
+(app/tracking/rollups.py). Nothing here commits: the views and the drain do, once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -25,8 +27,9 @@ from app.db import utcnow
 from app.extensions import db
 from app.links.tokens import LinkClaims
 from app.mailings.models import Delivery, MailingLink
-from app.tracking import machine
+from app.tracking import machine, rollups
 from app.tracking.models import EventKind, TrackingEvent, event_kind_enum
+from app.tracking.rollups import RETURNED_COLUMNS, EventRow, RollupChanges
 
 
 class CachedLink(NamedTuple):
@@ -114,13 +117,38 @@ def _event_insert(dialect: str):
         Delivery.supporter_id == bindparam("supporter_id"),
     )
     insert = _insert_for(dialect)(table).from_select(_EVENT_COLUMNS, source)
-    return insert.on_conflict_do_nothing()
+    return insert.on_conflict_do_nothing().returning(*RETURNED_COLUMNS)
 
 
 @functools.cache
 def _click_insert(dialect: str):
     """Build once: the click and the open it implies, ON CONFLICT DO NOTHING."""
-    return _insert_for(dialect)(TrackingEvent.__table__).on_conflict_do_nothing()
+    insert = _insert_for(dialect)(TrackingEvent.__table__).on_conflict_do_nothing()
+    return insert.returning(*RETURNED_COLUMNS)
+
+
+def insert_events(rows: list[dict], changes: RollupChanges | None = None) -> int:
+    """Insert ready-made tracking_events rows (an import, a backfill), counting the new ones.
+
+    Each dict holds TrackingEvent columns; repeats of a recorded event are dropped. Returns how
+    many rows were new.
+    """
+    if not rows:
+        return 0
+    connection = db.session.connection()
+    returned = connection.execute(_click_insert(connection.dialect.name), rows).all()
+    _count(connection, returned, changes)
+    return len(returned)
+
+
+def _count(connection, returned, changes: RollupChanges | None) -> None:
+    """Count inserted rows now, or into the caller's batch when it gathers them."""
+    if changes is not None:
+        changes.add_rows(returned)
+    elif returned:
+        own = RollupChanges()
+        own.add_rows(returned)
+        rollups.apply(connection, own)
 
 
 @functools.cache
@@ -147,29 +175,22 @@ def _click_context():
 
 @contextmanager
 def _event_connection() -> Iterator[Connection]:
-    """Yield the session's connection, in autocommit mode when the session is idle.
+    """Yield the session's connection; the caller commits.
 
-    A pixel or click records one event and nothing else: autocommit makes that a single round
-    trip instead of BEGIN, INSERT, COMMIT, and on PostgreSQL those commits do not wait for the
-    disk (synchronous_commit off): a crash of the database server could lose the last fraction
-    of a second of opens and clicks, never a consent change. When the caller already has a
-    transaction (an unsubscribe changes the status too; tests run inside an outer
-    transaction), join it with its durability untouched.
+    The event and its rollup increments must commit together, so this is a transaction, not
+    autocommit. When it starts the transaction itself (a pixel or click recorded directly
+    because Redis was away) it does not wait for the disk at commit on PostgreSQL
+    (synchronous_commit off, for this transaction only): a crash of the database server could
+    lose the last fraction of a second of opens and clicks, never a consent change. When the
+    caller already has a transaction (an unsubscribe changes the status too; tests run inside
+    an outer transaction), join it with its durability untouched.
     """
     session = db.session()  # the Session itself: scoped_session does not proxy in_transaction
-    if session.in_transaction() or isinstance(session.get_bind(), Connection):
-        yield session.connection()
-        return
-    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    relaxed = connection.dialect.name == "postgresql"
-    if relaxed:
-        connection.exec_driver_sql("SET synchronous_commit TO off")
-    try:
-        yield connection
-    finally:
-        if relaxed:
-            # The pooled connection goes on to serve other requests: put durability back.
-            connection.exec_driver_sql("RESET synchronous_commit")
+    joined = session.in_transaction() or isinstance(session.get_bind(), Connection)
+    connection = session.connection()
+    if not joined and connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO off")
+    yield connection
 
 
 def record_event(kind: EventKind, claims: LinkClaims, verdict: machine.Verdict) -> None:
@@ -183,9 +204,19 @@ def record_event(kind: EventKind, claims: LinkClaims, verdict: machine.Verdict) 
         record_event_at(connection, kind, claims, verdict, utcnow())
 
 
-def record_event_at(connection, kind: EventKind, claims: LinkClaims, verdict, when) -> None:
-    """Record an event that happened at `when` on `connection` (see record_event)."""
-    connection.execute(
+def record_event_at(
+    connection,
+    kind: EventKind,
+    claims: LinkClaims,
+    verdict,
+    when,
+    changes: RollupChanges | None = None,
+) -> None:
+    """Record an event that happened at `when` on `connection` (see record_event).
+
+    Counted into the rollups at once, or into `changes` when the caller records a batch.
+    """
+    returned = connection.execute(
         _event_insert(connection.dialect.name),
         {
             "kind": kind,
@@ -196,7 +227,8 @@ def record_event_at(connection, kind: EventKind, claims: LinkClaims, verdict, wh
             "machine": verdict.machine,
             "reason": verdict.reason or None,
         },
-    )
+    ).all()
+    _count(connection, returned, changes)
 
 
 def record_open(claims: LinkClaims, user_agent: str | None, method: str) -> machine.Verdict:
@@ -216,11 +248,14 @@ def record_click(
         return record_click_at(connection, claims, position, link, user_agent, method, now, since)
 
 
-def record_click_at(connection, claims, position, link, user_agent, method, now, since):
+def record_click_at(
+    connection, claims, position, link, user_agent, method, now, since, changes=None
+):
     """Classify and record a click made at `now` on `connection` (see record_click).
 
     Judged against the rows recorded before it, so buffered clicks drained in order of time
-    get the verdict they would have had at once.
+    get the verdict they would have had at once. Counted into the rollups at once, or into
+    `changes` when the caller records a batch.
     """
     # One round trip: the delivery's sent_at and this recipient's clicks in the burst window.
     rows = connection.execute(
@@ -251,18 +286,27 @@ def record_click_at(connection, claims, position, link, user_agent, method, now,
         {"kind": EventKind.CLICK, "link_id": link.id, "link_position": position, **common},
         {"kind": EventKind.OPEN, "link_id": None, "link_position": None, **common},
     ]
-    connection.execute(_click_insert(connection.dialect.name), values)
+    batch = RollupChanges() if changes is None else changes
+    batch.add_rows(connection.execute(_click_insert(connection.dialect.name), values).all())
     if verdict.reason == "burst":
-        _mark_burst(delivery_id, since, now)
+        _mark_burst(delivery_id, since, now, batch)
+    if changes is None:
+        rollups.apply(connection, batch)
     return verdict
 
 
-def _mark_burst(delivery_id: int, since, until) -> None:
-    """Turn the burst's earlier human clicks (and the opens they implied) into machine ones."""
+_CHANGED_ROWS = "RETURNING mailing_id, delivery_id, kind, link_position, occurred_at, machine"
+
+
+def _mark_burst(delivery_id: int, since, until, changes: RollupChanges) -> None:
+    """Turn the burst's earlier human clicks (and the opens they implied) into machine ones.
+
+    The rows re-judged go into `changes`: the recipient's human stamps and counts may fall.
+    """
     # Bounded by `until` too: a drained batch may already hold later clicks judged on their own.
     params = {"delivery_id": delivery_id, "since": since, "until": until}
     # Flip the flag where no machine twin holds the (delivery, kind, link, machine) key yet…
-    db.session.execute(
+    flipped = db.session.execute(
         text(
             """
             UPDATE tracking_events SET machine = true, machine_reason = 'burst'
@@ -275,17 +319,24 @@ def _mark_burst(delivery_id: int, since, until) -> None:
                   AND coalesce(twin.link_position, -1) = coalesce(tracking_events.link_position, -1)
                   AND twin.machine)
             """
-        ),
+            + _CHANGED_ROWS
+        ).columns(*RETURNED_COLUMNS),
         params,
-    )
+    ).all()
     # …and drop the human rows whose machine twin exists: they were the same scanner.
-    db.session.execute(
+    dropped = db.session.execute(
         text(
             """
             DELETE FROM tracking_events
             WHERE delivery_id = :delivery_id AND kind IN ('click', 'open') AND NOT machine
               AND occurred_at >= :since AND occurred_at <= :until
             """
-        ),
+            + _CHANGED_ROWS
+        ).columns(*RETURNED_COLUMNS),
         params,
-    )
+    ).all()
+    for row in map(EventRow.of, flipped):
+        changes.removed.append(replace(row, machine=False))  # the row as it was
+        changes.added.append(row)
+    changes.removed.extend(map(EventRow.of, dropped))
+    changes.rejudged.add(delivery_id)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.campaigns.guards import started_stamp
 from app.campaigns.models import PendingAction
-from app.extensions import db, limiter
+from app.extensions import db
 from app.links.tokens import ConfirmTokens
 
 # The factories live in tests/factories.py: import them from there. LETTER and make_supporter
@@ -47,14 +47,6 @@ def form_of(html: str) -> dict:
 
         fields["letter"] = html_lib.unescape(textarea.group(1))
     return fields
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    """Start and leave every test with no public-form POSTs counted (the limiter is on)."""
-    limiter.reset()
-    yield
-    limiter.reset()
 
 
 def aged(form: dict, settings, form_url: str, seconds: float = 10) -> dict:

@@ -11,7 +11,6 @@ from app.auth.models import ApiToken, AuditEntry, Role, StaffUser
 from app.auth.services import find_active_token
 from app.extensions import db
 from app.queues import QueueName, get_queue
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from tests.staff.conftest import PASSWORD
 from tests.staff.test_account import NEW_PASSWORD, link_in, perform_staff_mail, post_form
 
@@ -346,62 +345,6 @@ def test_cli_token_changes_are_audited(app):
     assert entry.actor == "cli"
     assert runner.invoke(args=["tokens", "revoke", str(entry.subject_id)]).exit_code == 0
     assert entries("token_revoked")[0].subject_id == entry.subject_id
-
-
-# --- Accessibility ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.route("**/*", lambda route: route.abort())  # the page alone, as served
-            yield page
-        finally:
-            browser.close()
-
-
-@needs_chromium
-def test_admin_and_account_pages_have_no_serious_axe_violations(
-    browser_page, admin, anonymous_client, make_staff_user, settings
-):
-    from axe_playwright_python.sync_playwright import Axe
-
-    person = make_staff_user(Role.CAMPAIGNER, name="Pat")
-    person.totp_secret = accounts.new_totp_secret()
-    admin.submit("/staff/admin/tokens", {"name": "CRM", "role": "analyst"})
-    token = db.session.query(ApiToken).one()
-    audit.record("cli", "mailing_sent", subject_type="mailing", subject_id=1)
-    reset = f"/staff/reset-password/{accounts.make_reset_token(person, settings.secret_keys)}"
-    pages = {
-        "users": admin.get("/staff/admin/"),
-        "invite with errors": admin.submit("/staff/admin/users/invite", {"email": "x"}),
-        "user": admin.get(f"/staff/admin/users/{person.id}"),
-        "tokens": admin.get("/staff/admin/tokens"),
-        "token created": admin.get(f"/staff/admin/tokens/{token.id}/created"),
-        "audit": admin.get("/staff/admin/audit"),
-        "two-factor set-up": admin.get("/staff/account/two-factor"),
-        "two-factor wrong code": admin.submit("/staff/account/two-factor", {"code": "x"}),
-        "account": admin.get("/staff/account"),
-        "forgot password": anonymous_client.get("/staff/forgot-password"),
-        "reset": anonymous_client.get(reset),
-        "bad link": anonymous_client.get("/staff/reset-password/forged"),
-    }
-    found = {}
-    for name, response in pages.items():
-        assert response.status_code < 500, name
-        browser_page.set_content(response.get_data(as_text=True), wait_until="domcontentloaded")
-        violations = Axe().run(browser_page).response["violations"]
-        found[name] = [
-            (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3])
-            for v in violations
-            if v["impact"] in {"serious", "critical"}
-        ]
-    assert found == {name: [] for name in pages}
 
 
 def test_the_cli_sets_a_new_password_that_signs_in(app, make_staff_user):

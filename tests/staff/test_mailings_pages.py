@@ -17,7 +17,6 @@ from app.extensions import db
 from app.mailings.delivery.launch import start_mailing
 from app.mailings.models import Delivery, Mailing, MailingStatus
 from app.supporters.models import SubscriptionStatus, Supporter
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from tests.campaigns.conftest import make_campaign
 from tests.factories import make_list, make_mailing, make_supporters
 
@@ -283,45 +282,3 @@ def test_live_count_reports_a_forged_audience_next_to_it(campaigner, network):
         "/staff/mailings/audience-count", _form(network, segments=["424242"])
     )
     assert "segment that does not exist" in segment.get_data(as_text=True)
-
-
-@pytest.fixture(scope="module")
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.route("**/*", lambda route: route.abort())  # the page alone, as served
-            yield page
-        finally:
-            browser.close()
-
-
-@needs_chromium
-def test_pages_have_no_serious_axe_violations(browser_page, campaigner, network):
-    from axe_playwright_python.sync_playwright import Axe
-
-    mailing = make_mailing(network)
-    base = f"/staff/mailings/{mailing.id}"
-    hostile = _form(network, body_mjml="<mj-section>\n{{ x.y }}</mj-section>")
-    pages = {
-        "list": campaigner.get("/staff/mailings/"),
-        "editor with errors": campaigner.submit("/staff/mailings/new", hostile),
-        "editor": campaigner.get(f"{base}/edit"),
-        "mailing": campaigner.get(base),
-        "check": campaigner.get(f"{base}/check"),
-    }
-    campaigner.submit(f"{base}/send", {"at": "2099-01-01T09:00", "timezone": "UTC"})
-    pages["scheduled"] = campaigner.get(base)
-    found = {}
-    for name, response in pages.items():
-        browser_page.set_content(response.get_data(as_text=True), wait_until="domcontentloaded")
-        violations = Axe().run(browser_page).response["violations"]
-        found[name] = [
-            (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3])
-            for v in violations
-            if v["impact"] in {"serious", "critical"}
-        ]
-    assert found == {name: [] for name in pages}

@@ -12,9 +12,7 @@ from app.extensions import db
 from app.mailings.models import MailingStatus
 from app.supporters.models import Segment, SubscriptionStatus
 from app.supporters.services import change_status
-from tests.browser_support import needs_chromium
 from tests.factories import make_list, make_mailing, make_supporter, make_supporters
-from tests.staff.test_supporters_pages import browser_page, serious_violations  # noqa: F401
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 
@@ -244,27 +242,3 @@ def test_delete_asks_first_and_refuses_a_segment_in_use(campaigner):
 )
 def test_unknown_segment_is_a_404_page(campaigner, path):
     assert campaigner.get(path).status_code == 404
-
-
-@needs_chromium
-def test_pages_have_no_serious_axe_violations(browser_page, campaigner, network):  # noqa: F811
-    segment = Segment(
-        name="All", definition={"conditions": [{"field": "country", "op": "eq", "value": "GB"}]}
-    )
-    db.session.add(segment)
-    db.session.flush()
-    pages = {
-        "segments": campaigner.get("/staff/supporters/segments"),
-        "new": campaigner.get("/staff/supporters/segments/new"),
-        "saved": campaigner.get(f"/staff/supporters/segments/{segment.id}"),
-        "with errors": campaigner.submit(
-            "/staff/supporters/segments/new",
-            segment_form(
-                name="",
-                statuses=[],
-                **{"conditions-0-field": "postcode", "conditions-0-op": "before"},
-            ),
-        ),
-        "delete": campaigner.get(f"/staff/supporters/segments/{segment.id}/delete"),
-    }
-    assert serious_violations(browser_page, pages) == {name: [] for name in pages}

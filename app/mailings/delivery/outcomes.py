@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, select, update
 
 from app.config import Settings
 from app.db import utcnow
@@ -27,6 +27,9 @@ from mailers.transport import DeliveryError
 log = logging.getLogger(__name__)
 
 MIN_ATTEMPTS_FOR_ERROR_RATE = 50
+# A delivery in one of these may still change; the others are where a delivery ends.
+UNSETTLED_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+FINISHED_STATUSES = (MailingStatus.SENT, MailingStatus.CANCELLED)
 
 
 @dataclass
@@ -136,3 +139,47 @@ def count_outcomes(settings: Settings, mailing_id: int, result: BatchResult) -> 
         if paused:
             log.warning("mailing %s: %s", mailing_id, reason)
         db.session.commit()
+
+
+def settle_outcome_counts(mailing_id: int) -> dict[str, int] | None:
+    """Store a finished mailing's deliveries counted by status; None while any may change.
+
+    Once a mailing is sent or cancelled and no delivery waits for a worker, no status moves
+    again (bounces reported later are bounce_events, not status changes), so the counts are
+    written once to mailings.outcome_counts and reports read them instead of a GROUP BY over
+    every delivery. No commit.
+    """
+    unsettled = exists().where(
+        Delivery.mailing_id == mailing_id, Delivery.status.in_(UNSETTLED_STATUSES)
+    )
+    finished = db.session.scalar(
+        select(Mailing.id).where(
+            Mailing.id == mailing_id, Mailing.status.in_(FINISHED_STATUSES), ~unsettled
+        )
+    )
+    if finished is None:
+        return None
+    counts = count_by_status([mailing_id])[mailing_id]
+    db.session.execute(
+        update(Mailing)
+        .where(Mailing.id == mailing_id)
+        # Not an edit of the mailing: updated_at stays what staff last did.
+        .values(outcome_counts=counts, updated_at=Mailing.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return counts
+
+
+def count_by_status(mailing_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Return {mailing_id: {status: deliveries, …, "total": n}} from the (mailing, status) index."""
+    counts = {m: dict.fromkeys((s.value for s in DeliveryStatus), 0) for m in mailing_ids}
+    if mailing_ids:
+        for mailing_id, status, count in db.session.execute(
+            select(Delivery.mailing_id, Delivery.status, func.count())
+            .where(Delivery.mailing_id.in_(mailing_ids))
+            .group_by(Delivery.mailing_id, Delivery.status)
+        ):
+            counts[mailing_id][DeliveryStatus(status).value] = count
+    for by_status in counts.values():
+        by_status["total"] = sum(by_status.values())
+    return counts

@@ -23,11 +23,13 @@ from app.links.tokens import TokenService
 from app.mailings.compose.recipients import factories, sender_of
 from app.mailings.compose.rendering import Mode, Person, recipient_in, supporter_fields
 from app.mailings.delivery.outcomes import (
+    UNSETTLED_STATUSES,
     BatchResult,
     count_outcomes,
     defer,
     fail_permanently,
     fail_unbuildable,
+    settle_outcome_counts,
 )
 from app.mailings.delivery.throttle import ConnectionSlots, RateLimiter
 from app.mailings.models import (
@@ -43,7 +45,7 @@ from mailers.transport import PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
-PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+PENDING_STATUSES = UNSETTLED_STATUSES
 RECORD_INTERVAL = 0.2
 
 
@@ -312,7 +314,7 @@ def finish_if_complete(mailing_id: int) -> bool:
     pending = exists().where(
         Delivery.mailing_id == mailing_id, Delivery.status.in_(PENDING_STATUSES)
     )
-    return bool(
+    finished = bool(
         db.session.execute(
             update(Mailing)
             .where(Mailing.id == mailing_id, Mailing.status == MailingStatus.SENDING, ~pending)
@@ -320,3 +322,7 @@ def finish_if_complete(mailing_id: int) -> bool:
             .execution_options(synchronize_session=False)
         ).rowcount
     )
+    if finished:
+        # No delivery's status moves again: reports read these instead of counting rows.
+        settle_outcome_counts(mailing_id)
+    return finished
