@@ -10,6 +10,7 @@ from app.api.docs import docs_assets
 from app.api.errors import ERROR_JSON_SCHEMA
 from app.campaigns.api import blueprints as campaign_blueprints
 from app.campaigns.behaviour import register_campaign_behaviours
+from app.campaigns.reports_api import blueprints as campaign_report_blueprints
 from app.campaigns.services import campaign_gate
 from app.mailings.api import blueprints as mailing_blueprints
 from app.mailings.compose.services import unfinished_mailings_using_segment
@@ -19,6 +20,7 @@ from app.supporters.api import blueprints as supporter_blueprints
 from app.supporters.segments import answer_segment_users
 from app.tracking.api import blueprints as tracking_blueprints
 from app.tracking.behaviour import register_tracking_behaviours
+from app.tracking.reports_api import blueprints as report_blueprints
 from app.tracking.revocations_api import blueprints as revocation_blueprints
 
 BEARER_SCHEME = {
@@ -46,7 +48,9 @@ def register_blueprints(api) -> None:
         *privacy_blueprints,
         *mailing_blueprints,
         *tracking_blueprints,
+        *report_blueprints,
         *campaign_blueprints,
+        *campaign_report_blueprints,
         *revocation_blueprints,
     ):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")

@@ -59,7 +59,9 @@ _TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
 _URL = re.compile(r"^https?://[\x21-\x7e]+$")
 _HEADER_ID = re.compile(r"^[\x21-\x7e]+$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9.-]+$")
-_WORD_BYTES = 45  # 45 bytes -> 60 base64 chars -> a 72-char encoded word, inside the 75 limit
+# RFC 2047: an encoded word is at most 75 characters and a line holding one at most 76, the
+# header's name included; "=?utf-8?b?" + "?=" is 12 of them, the rest base64 (4 per 3 bytes).
+_WORD_LINE = 76
 _LINE = 78
 
 # Precedence: bulk is deliberately not sent. It is non-standard (RFC 2076 discourages it), Gmail's
@@ -103,7 +105,7 @@ class MessageFactory:
         self._date_second = -1
         self._date = ""
 
-        fixed = [f"From: {format_address(from_name, from_email)}"]
+        fixed = [f"From: {format_address(from_name, from_email, len('From: '))}"]
         if reply_to:
             fixed.append(f"Reply-To: {reply_to}")
         fixed += [
@@ -146,7 +148,7 @@ class MessageFactory:
             self._date_second, self._date = now, formatdate(now, usegmt=True)
         message_id = new_message_id(self._id_domain)
         headers = (
-            f"To: {format_address(name, recipient.email)}\r\n"
+            f"To: {format_address(name, recipient.email, len('To: '))}\r\n"
             f"Subject: {encode_unstructured(subject, len('Subject: '))}\r\n"
             f"Date: {self._date}\r\n"
             f"Message-ID: {message_id}\r\n"
@@ -223,6 +225,21 @@ def quoted_printable(chunk: str) -> bytes:
     return encoded
 
 
+def _fit(line: bytes, limit: int) -> bytes:
+    """Soft-break an encoded line into lines of at most `limit` octets, never inside an escape."""
+    pieces = []
+    while len(line) > limit:
+        cut = 75  # leaves room for the "=" of the soft break
+        if line[cut - 1 : cut] == b"=":
+            cut -= 1
+        elif line[cut - 2 : cut - 1] == b"=":
+            cut -= 2
+        pieces.append(line[:cut] + b"=")
+        line = line[cut:]
+    pieces.append(line)
+    return b"\r\n".join(pieces)
+
+
 def merge_context(recipient: Recipient) -> dict:
     """Return what the templates render with: empty fields left undefined, then the URLs."""
     context = {"email": recipient.email}
@@ -266,7 +283,7 @@ def clean_header(value: str) -> str:
     return " ".join(_CONTROL.sub(" ", value).split())
 
 
-def format_address(name: str | None, address: str) -> str:
+def format_address(name: str | None, address: str, used: int = len("Reply-To: ")) -> str:
     """Return `name <address>` with the display name quoted or RFC 2047 encoded as needed."""
     name = clean_header(name or "")
     if not name:
@@ -275,7 +292,7 @@ def format_address(name: str | None, address: str) -> str:
         if not _ATOM_PHRASE.match(name):
             name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
         return f"{name} <{address}>"
-    return "\r\n ".join(_encoded_words(name)) + f" <{address}>"
+    return "\r\n ".join(_encoded_words(name, used)) + f" <{address}>"
 
 
 def encode_unstructured(value: str, used: int) -> str:
@@ -284,7 +301,7 @@ def encode_unstructured(value: str, used: int) -> str:
         if used + len(value) <= _LINE:
             return value
         return _fold(value, used)
-    return "\r\n ".join(_encoded_words(value))
+    return "\r\n ".join(_encoded_words(value, used))
 
 
 def _fold(value: str, used: int) -> str:
@@ -299,11 +316,13 @@ def _fold(value: str, used: int) -> str:
     return "\r\n ".join(lines)
 
 
-def _encoded_words(value: str) -> list[str]:
+def _encoded_words(value: str, used: int) -> list[str]:
     raw = value.encode("utf-8")
     words, start = [], 0
     while start < len(raw):
-        end = min(start + _WORD_BYTES, len(raw))
+        # The first word follows the header's name, the others a folding space.
+        room = (_WORD_LINE - (used if not words else 1) - len("=?utf-8?b??=")) // 4 * 3
+        end = min(start + room, len(raw))
         # Never split a UTF-8 sequence: back off over continuation bytes (10xxxxxx).
         while end < len(raw) and end > start + 1 and (raw[end] & 0xC0) == 0x80:
             end -= 1

@@ -115,7 +115,12 @@ class Action(db.Model):
         back_populates="action", cascade="all, delete-orphan", order_by="Letter.id"
     )
 
-    __table_args__ = (UniqueConstraint("campaign_id", "supporter_id"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "supporter_id"),
+        # Reports: letters per mailing (comparisons) and actions per day (campaign report).
+        Index("ix_campaign_actions_mailing", "mailing_id"),
+        Index("ix_campaign_actions_campaign_created", "campaign_id", "created_at"),
+    )
 
 
 class Letter(db.Model):

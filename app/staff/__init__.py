@@ -22,6 +22,7 @@ def register_staff(app: Flask) -> None:
         dashboard,
         imports,
         mailings,
+        reports,
         results,
         supporters,
     )
@@ -41,7 +42,17 @@ def register_staff(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    for module in (account, dashboard, supporters, imports, campaigns, mailings, results, admin):
+    for module in (
+        account,
+        dashboard,
+        supporters,
+        imports,
+        campaigns,
+        mailings,
+        results,
+        reports,
+        admin,
+    ):
         app.register_blueprint(module.blueprint)
 
     app.jinja_env.globals.update(staff_can=can, Role=Role)

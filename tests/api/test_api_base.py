@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask import Flask
 from openapi_spec_validator import validate
@@ -180,7 +182,8 @@ def test_openapi_document_is_valid_and_lists_every_endpoint(client, app):
             ("api-docs", "api_docs")
         ):
             continue
-        path = rule.rule.replace("<int:", "{").replace("<string:", "{").replace(">", "}")
+        # <int:id>, <string:name>, <any(a, b):table> → {id}, {name}, {table}
+        path = re.sub(r"<(?:[a-z]+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, (path, method)
     operation = spec["paths"]["/api/v1/supporters/{supporter_id}"]["delete"]

@@ -25,9 +25,13 @@ def url_of(app, rule) -> str:
     values = {}
     for name in rule.arguments:
         converter = rule._converters[name]  # noqa: SLF001 - how the rule parses that part
-        values[name] = (
-            1 if type(converter).__name__.endswith(("IntegerConverter", "BigintConverter")) else "x"
-        )
+        kind = type(converter).__name__
+        if kind.endswith(("IntegerConverter", "BigintConverter")):
+            values[name] = 1
+        elif kind == "AnyConverter":
+            values[name] = sorted(converter.items)[0]
+        else:
+            values[name] = "x"
     with app.test_request_context():
         return url_for(rule.endpoint, **values)
 

@@ -1,0 +1,385 @@
+"""One mailing's report: headline figures and rates, over time, per link, and by audience group.
+
+Every figure is read from what app/tracking/rollups.py keeps as events arrive — the mailing's
+rollup row, its hourly rollups, its link rollups — plus the stored delivery outcomes
+(app/tracking/stats.py) and bounce reports counted by recipient: a fixed handful of small
+queries whatever the mailing's size. Only the breakdowns by list, tag or segment read the
+deliveries themselves (their first-time stamps), in one grouped query, because group
+membership is not rolled up.
+
+Counts are recipients (deliveries), never supporters, so erasing a supporter changes none of
+the headline, time or link figures; a breakdown counts current membership, so an erased
+supporter (in no list any more) leaves its groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import BigInteger, ColumnElement, func, literal, select, union_all
+
+from app.errors import Invalid
+from app.extensions import db
+from app.mailings.models import (
+    BounceEvent,
+    BounceKind,
+    Delivery,
+    DeliveryStatus,
+    Mailing,
+    MailingLink,
+)
+from app.supporters.models import (
+    ListMembership,
+    MailingList,
+    Segment,
+    SupporterTag,
+    Tag,
+)
+from app.supporters.segments import segment_query
+from app.tracking.models import LinkRollup, MailingHourlyRollup
+from app.tracking.rollups import hour_of
+from app.tracking.stats import mailing_stats
+
+# After three days a mailing's activity is a tail: hourly bars would be mostly empty.
+HOURLY_FOR = timedelta(hours=72)
+BREAKDOWNS = ("list", "tag", "segment")
+# A breakdown by every saved segment runs each segment's query: keep the page bounded.
+MAX_SEGMENTS = 50
+
+
+def rate(count: int, whole: int) -> float | None:
+    """Return count as a share of whole (delivered messages, or openers), None when whole is 0.
+
+    The one definition of a rate: the staff pages, the API and the CSVs all use it.
+    """
+    return count / whole if whole else None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A figure counted twice: every recipient, and only those seen to be people."""
+
+    all: int | float | None
+    human: int | float | None
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Shares of delivered messages, except click-to-open (a share of openers)."""
+
+    open_rate: Pair
+    click_rate: Pair
+    click_to_open: Pair
+    action_rate: float | None
+    unsubscribe_rate: float | None
+    bounce_rate: float | None
+    complaint_rate: float | None
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Recipients doing each thing for the first time within [start, start + unit)."""
+
+    start: datetime
+    unit: str  # "hour" or "day"
+    opens: int
+    human_opens: int
+    clicks: int
+    human_clicks: int
+    actions: int
+    unsubscribes: int
+
+
+@dataclass(frozen=True)
+class LinkFigures:
+    position: int
+    url: str | None
+    is_honeypot: bool
+    clicks: int  # click rows: each recipient once as a person and once as a machine at most
+    unique: int  # recipients who clicked it
+    unique_human: int  # recipients who clicked it as people
+    human_rate: float | None  # unique_human over delivered
+
+
+@dataclass(frozen=True)
+class MailingReport:
+    mailing: Mailing
+    recipients: int
+    sent: int
+    failed: int
+    deferred: int
+    queued: int
+    suppressed: int
+    cancelled: int
+    bounced: int
+    hard_bounces: int
+    soft_bounces: int
+    complaints: int
+    opens: Pair
+    clicks: Pair
+    actions: Pair
+    unsubscribes: Pair
+    rates: Rates
+    timeline: list[Bucket]
+    links: list[LinkFigures]
+
+    @property
+    def delivered(self) -> int:
+        return self.sent
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """One list, tag or segment: its members among the recipients and what they did."""
+
+    group_id: int
+    name: str
+    recipients: int
+    delivered: int
+    opens: Pair
+    clicks: Pair
+    actions: int
+    unsubscribes: int
+    open_rate: Pair
+    click_rate: Pair
+    action_rate: float | None
+
+
+def mailing_report(mailing_id: int) -> MailingReport | None:
+    """Return the mailing's report, or None when there is no such mailing."""
+    mailing = db.session.get(Mailing, mailing_id)
+    if mailing is None:
+        return None
+    stats = mailing_stats(mailing_id)
+    deliveries = stats["deliveries"]
+    bounces = bounce_counts(mailing_id)
+    delivered = deliveries[DeliveryStatus.SENT.value]
+    pairs = {name: Pair(stats[name]["all"], stats[name]["human"]) for name in FIGURE_NAMES}
+    opens, clicks = pairs["opens"], pairs["clicks"]
+    rates = Rates(
+        open_rate=Pair(rate(opens.all, delivered), rate(opens.human, delivered)),
+        click_rate=Pair(rate(clicks.all, delivered), rate(clicks.human, delivered)),
+        click_to_open=Pair(rate(clicks.all, opens.all), rate(clicks.human, opens.human)),
+        action_rate=rate(pairs["actions"].all, delivered),
+        unsubscribe_rate=rate(pairs["unsubscribes"].all, delivered),
+        bounce_rate=rate(bounces["bounced"], delivered),
+        complaint_rate=rate(bounces["complaints"], delivered),
+    )
+    return MailingReport(
+        mailing=mailing,
+        recipients=deliveries["total"],
+        sent=delivered,
+        failed=deliveries[DeliveryStatus.FAILED.value],
+        deferred=deliveries[DeliveryStatus.DEFERRED.value],
+        queued=deliveries[DeliveryStatus.QUEUED.value] + deliveries[DeliveryStatus.SENDING.value],
+        suppressed=deliveries[DeliveryStatus.SUPPRESSED.value],
+        cancelled=deliveries[DeliveryStatus.CANCELLED.value],
+        bounced=bounces["bounced"],
+        hard_bounces=bounces["hard"],
+        soft_bounces=bounces["soft"],
+        complaints=bounces["complaints"],
+        rates=rates,
+        timeline=timeline(mailing),
+        links=link_figures(mailing_id, delivered),
+        **pairs,
+    )
+
+
+FIGURE_NAMES = ("opens", "clicks", "actions", "unsubscribes")
+
+
+def bounce_counts(mailing_id: int) -> dict[str, int]:
+    """Return recipients bounced (hard, soft, either) and complaining, from bounce reports.
+
+    By recipient: a mail system may report one bounce several times. A recipient with a soft
+    and then a hard bounce is in both kinds and once in "bounced".
+    """
+    recipients = func.count(BounceEvent.delivery_id.distinct())
+    bounced, hard, soft, complaints = db.session.execute(
+        select(
+            recipients.filter(BounceEvent.kind.in_((BounceKind.HARD, BounceKind.SOFT))),
+            recipients.filter(BounceEvent.kind == BounceKind.HARD),
+            recipients.filter(BounceEvent.kind == BounceKind.SOFT),
+            recipients.filter(BounceEvent.kind == BounceKind.COMPLAINT),
+        ).where(BounceEvent.mailing_id == mailing_id)
+    ).one()
+    return {"bounced": bounced, "hard": hard, "soft": soft, "complaints": complaints}
+
+
+def timeline(mailing: Mailing) -> list[Bucket]:
+    """Return first-time counts per hour for 72 hours from the start of sending, then per day.
+
+    Buckets run without gaps from the hour sending started (or the first activity, if that
+    came earlier) to the last activity; days are counted from the end of the hourly part, so
+    every bucket is whole. The buckets add up to the mailing's unique counts.
+    """
+    rows = db.session.scalars(
+        select(MailingHourlyRollup)
+        .where(MailingHourlyRollup.mailing_id == mailing.id)
+        .order_by(MailingHourlyRollup.hour)
+    ).all()
+    rows = [r for r in rows if any(getattr(r, name) for name in _BUCKET_COUNTERS)]
+    if not rows:
+        return []
+    first = rows[0].hour
+    start = min(hour_of(mailing.started_at), first) if mailing.started_at else first
+    daily_from = start + HOURLY_FOR
+    last = rows[-1].hour
+    starts: list[tuple[datetime, str]] = []
+    moment = start
+    while moment <= last:
+        hourly = moment < daily_from
+        starts.append((moment, "hour" if hourly else "day"))
+        moment += timedelta(hours=1) if hourly else timedelta(days=1)
+    totals = [dict.fromkeys(_BUCKET_COUNTERS, 0) for _ in starts]
+    for row in rows:
+        if row.hour < daily_from:
+            n = int((row.hour - start) / timedelta(hours=1))
+        else:
+            n = int(HOURLY_FOR / timedelta(hours=1)) + (row.hour - daily_from).days
+        for name in _BUCKET_COUNTERS:
+            totals[n][name] += getattr(row, name)
+    return [
+        Bucket(start=moment, unit=unit, **counts)
+        for (moment, unit), counts in zip(starts, totals, strict=True)
+    ]
+
+
+_BUCKET_COUNTERS = ("opens", "human_opens", "clicks", "human_clicks", "actions", "unsubscribes")
+
+
+def link_figures(mailing_id: int, delivered: int) -> list[LinkFigures]:
+    """Return each of the mailing's links with its click rows and unique clickers."""
+    counts = {
+        r.link_position: r
+        for r in db.session.scalars(select(LinkRollup).where(LinkRollup.mailing_id == mailing_id))
+    }
+    links = {
+        link.position: link
+        for link in db.session.scalars(
+            select(MailingLink).where(MailingLink.mailing_id == mailing_id)
+        )
+    }
+    figures = []
+    for position in sorted(set(links) | set(counts)):
+        link, rollup = links.get(position), counts.get(position)
+        unique_human = rollup.human_clicks if rollup else 0
+        figures.append(
+            LinkFigures(
+                position=position,
+                url=link.url if link else None,
+                is_honeypot=bool(link and link.is_honeypot),
+                clicks=rollup.click_events if rollup else 0,
+                unique=rollup.clicks if rollup else 0,
+                unique_human=unique_human,
+                human_rate=rate(unique_human, delivered),
+            )
+        )
+    return figures
+
+
+class UnknownBreakdown(Invalid):
+    """A breakdown other than list, tag or segment was asked for."""
+
+
+def breakdown(mailing_id: int, by: str, ids: list[int] | None = None) -> list[GroupFigures]:
+    """Return the mailing's figures per list, tag or segment (those given, or every one).
+
+    One grouped query over the mailing's deliveries joined to the groups' members, counting
+    the deliveries' first-time stamps. A recipient in two lists counts in both.
+    """
+    if by not in BREAKDOWNS:
+        raise UnknownBreakdown(f"Break down by list, tag or segment, not {by!r}.")
+    members, names = _members(by, ids)
+    if members is None:
+        return []
+    stamped = {
+        "opens": Delivery.opened_at,
+        "human_opens": Delivery.human_opened_at,
+        "clicks": Delivery.clicked_at,
+        "human_clicks": Delivery.human_clicked_at,
+        "actions": Delivery.acted_at,
+        "unsubscribes": Delivery.unsubscribed_at,
+    }
+    counted: list[ColumnElement] = [
+        func.count().label("recipients"),
+        func.count().filter(Delivery.status == DeliveryStatus.SENT).label("delivered"),
+        *(func.count().filter(column.is_not(None)).label(n) for n, column in stamped.items()),
+    ]
+    rows = db.session.execute(
+        select(members.c.group_id, *counted)
+        .select_from(Delivery)
+        .join(members, members.c.supporter_id == Delivery.supporter_id)
+        .where(Delivery.mailing_id == mailing_id)
+        .group_by(members.c.group_id)
+    ).all()
+    groups = []
+    for row in rows:
+        delivered = row.delivered
+        groups.append(
+            GroupFigures(
+                group_id=row.group_id,
+                name=names.get(row.group_id, f"#{row.group_id}"),
+                recipients=row.recipients,
+                delivered=delivered,
+                opens=Pair(row.opens, row.human_opens),
+                clicks=Pair(row.clicks, row.human_clicks),
+                actions=row.actions,
+                unsubscribes=row.unsubscribes,
+                open_rate=Pair(rate(row.opens, delivered), rate(row.human_opens, delivered)),
+                click_rate=Pair(rate(row.clicks, delivered), rate(row.human_clicks, delivered)),
+                action_rate=rate(row.actions, delivered),
+            )
+        )
+    return sorted(groups, key=lambda g: (g.name.lower(), g.group_id))
+
+
+def breakdown_choices(by: str) -> list[tuple[int, str]]:
+    """Return (id, name) of every list, tag or segment, by name, for a picker."""
+    model = _GROUP_MODELS[by]
+    return list(db.session.execute(select(model.id, model.name).order_by(model.name, model.id)))
+
+
+_GROUP_MODELS = {"list": MailingList, "tag": Tag, "segment": Segment}
+
+
+def _members(by: str, ids: list[int] | None):
+    """Return (a subquery of (group_id, supporter_id), {group_id: name}), or (None, {})."""
+    model = _GROUP_MODELS[by]
+    chosen = select(model.id, model.name)
+    if ids is not None:
+        chosen = chosen.where(model.id.in_(ids))
+    if by == "segment":
+        segments = db.session.execute(
+            select(Segment.id, Segment.name, Segment.definition)
+            .where(*([Segment.id.in_(ids)] if ids is not None else []))
+            .order_by(Segment.id)
+            .limit(MAX_SEGMENTS)
+        ).all()
+        if not segments:
+            return None, {}
+        parts = [
+            segment_query(definition or {}).add_columns(
+                literal(segment_id, BigInteger).label("group_id")
+            )
+            for segment_id, _, definition in segments
+        ]
+        members = union_all(*parts).subquery()
+        members = (
+            select(members.c.group_id, members.c.id.label("supporter_id"))
+            .select_from(members)
+            .subquery()
+        )
+        return members, {segment_id: name for segment_id, name, _ in segments}
+    names = dict(db.session.execute(chosen).all())
+    if not names:
+        return None, {}
+    table = ListMembership if by == "list" else SupporterTag
+    group_column = table.list_id if by == "list" else table.tag_id
+    members = (
+        select(group_column.label("group_id"), table.supporter_id)
+        .where(group_column.in_(list(names)))
+        .subquery()
+    )
+    return members, names
