@@ -112,7 +112,10 @@ def _delivery_rows(mailing_id: int) -> Iterator[tuple]:
         .order_by(Delivery.id)
         .execution_options(yield_per=ROWS_PER_PIECE)
     )
-    return iter(db.session.execute(stmt))
+    # Run when the download starts streaming, not in the view: a server-side cursor lives
+    # only as long as its transaction, which can end between the view returning and the first
+    # row being sent (the browser story caught it: "cursor does not exist").
+    yield from db.session.execute(stmt)
 
 
 def _event_rows(mailing_id: int) -> Iterator[tuple]:
@@ -134,7 +137,10 @@ def _event_rows(mailing_id: int) -> Iterator[tuple]:
         .order_by(TrackingEvent.id)
         .execution_options(yield_per=ROWS_PER_PIECE)
     )
-    return iter(db.session.execute(stmt))
+    # Run when the download starts streaming, not in the view: a server-side cursor lives
+    # only as long as its transaction, which can end between the view returning and the first
+    # row being sent (the browser story caught it: "cursor does not exist").
+    yield from db.session.execute(stmt)
 
 
 def _stream(header: tuple[str, ...], rows: Iterable[tuple]) -> Iterator[str]:

@@ -355,6 +355,17 @@ def _analyst_reads_results(story, page, mailing_id: int) -> None:
     )
     story.shot(page, "analyst-results")
 
+    # The analyst takes the per-recipient outcomes away as a CSV: five rows, Amara acted and
+    # unsubscribed, nobody else did.
+    href = page.get_by_role("link", name="Deliveries (CSV)").get_attribute("href")
+    download = page.request.get(f"{story.base_url}{href}")  # with the analyst's session
+    assert download.ok and download.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(download.text().lstrip("\ufeff"))))
+    assert len(rows) == 5 and {row["status"] for row in rows} == {"sent"}
+    acted = [row["email"] for row in rows if row["acted_at"]]
+    unsubscribed = [row["email"] for row in rows if row["unsubscribed_at"]]
+    assert acted == unsubscribed == [AMARA]
+
     page.goto(f"{story.base_url}/staff/mailings/{mailing_id}")
     expect(page.get_by_role("heading", level=1)).to_have_text(MAILING_NAME)
     for name in ("Send", "Pause", "Resume", "Cancel", "Edit"):
