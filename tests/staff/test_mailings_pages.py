@@ -282,3 +282,15 @@ def test_live_count_reports_a_forged_audience_next_to_it(campaigner, network):
         "/staff/mailings/audience-count", _form(network, segments=["424242"])
     )
     assert "segment that does not exist" in segment.get_data(as_text=True)
+
+
+def test_the_mailing_page_says_when_it_is_scheduled_for_only_while_it_waits(
+    campaigner, network, redis_conn
+):
+    mailing = make_mailing(network)
+    base = f"/staff/mailings/{mailing.id}"
+    campaigner.submit(f"{base}/send", {"at": "2099-01-01T09:00", "timezone": "UTC"})
+    assert "Scheduled for" in campaigner.get(base).get_data(as_text=True)
+    assert campaigner.submit(f"{base}/cancel").status_code == 302
+    page = campaigner.get(base).get_data(as_text=True)
+    assert "Scheduled for" not in page and "Finished" in page
