@@ -12,7 +12,6 @@ from app.api.auth import current_actor, require_role
 from app.api.blueprint import ApiBlueprint, commit, get_or_404
 from app.api.errors import ApiError
 from app.api.pagination import page_schema, paginate
-from app.auth import audit
 from app.auth.models import Role
 from app.extensions import db
 from app.mailings.compose import previews, services
@@ -163,8 +162,9 @@ def send_mailing(data, mailing_id):
     is paused before it starts, with the reason in `status_reason`. Poll `/status` for progress.
     """
     mailing = _locked(mailing_id)
-    services.send_mailing(mailing, current_app.config["CLARION"], at=data.get("at"))
-    _audit("mailing_scheduled" if data.get("at") else "mailing_sent", mailing)
+    services.send_mailing(
+        mailing, current_app.config["CLARION"], at=data.get("at"), actor=current_actor()
+    )
     commit()
     return mailing
 
@@ -176,7 +176,6 @@ def pause_mailing(mailing_id):
     """Pause a scheduled or sending mailing; workers stop after the message in hand."""
     mailing = _locked(mailing_id)
     control.pause(mailing, actor=current_actor())
-    _audit("mailing_paused", mailing)
     commit()
     return mailing
 
@@ -188,7 +187,6 @@ def resume_mailing(mailing_id):
     """Resume a paused mailing from where it stopped (409 while its campaign is not open)."""
     mailing = _locked(mailing_id)
     control.resume(mailing, current_app.config["CLARION"], actor=current_actor())
-    _audit("mailing_resumed", mailing)
     commit()
     return mailing
 
@@ -200,7 +198,6 @@ def cancel_mailing(mailing_id):
     """Cancel for good: nothing more is sent; what was sent stays counted."""
     mailing = _locked(mailing_id)
     control.cancel(mailing, actor=current_actor())
-    _audit("mailing_cancelled", mailing)
     commit()
     return mailing
 
@@ -211,11 +208,6 @@ def cancel_mailing(mailing_id):
 def mailing_status(mailing_id):
     """Report progress: deliveries by state, done/total, send rate and time left."""
     return services.status_report(get_or_404(Mailing, mailing_id, "mailing"))
-
-
-def _audit(action: str, mailing: Mailing) -> None:
-    # The same entries the staff app records, so the audit log shows API callers too.
-    audit.record(current_actor(), action, subject_type="mailing", subject_id=mailing.id)
 
 
 blueprints = [mailings]

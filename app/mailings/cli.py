@@ -197,7 +197,7 @@ def send_command(mailing_id, at) -> None:
             raise click.BadParameter("give a timezone, e.g. +00:00", param_hint="--at")
     mailing = _mailing(mailing_id, lock=True)
     try:
-        services.send_mailing(mailing, _settings(), at=when)
+        services.send_mailing(mailing, _settings(), at=when, actor=ACTOR)
     except services.MailingError as exc:
         raise _fail(exc) from exc
     db.session.commit()

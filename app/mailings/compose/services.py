@@ -19,7 +19,7 @@ from app.extensions import db
 from app.mailings.compose.rendering import TEMPLATES_DIR, freeze_sources
 from app.mailings.compose.schemas import MailingDataSchema
 from app.mailings.delivery.campaign_gate import linked_campaign
-from app.mailings.delivery.control import progress
+from app.mailings.delivery.control import progress, record
 from app.mailings.delivery.launch import (
     SendError,
     audience_of,
@@ -219,7 +219,9 @@ def audience_size(mailing: Mailing) -> int:
     return db.session.scalar(select(func.count()).select_from(query.subquery()))
 
 
-def send_mailing(mailing: Mailing, settings: Settings, *, at: datetime | None = None) -> None:
+def send_mailing(
+    mailing: Mailing, settings: Settings, *, actor: str, at: datetime | None = None
+) -> None:
     """Freeze and schedule a draft (now, or at the aware datetime `at`); the caller commits.
 
     A mailing whose audience selects nobody is refused: it would go straight to "sent" with no
@@ -233,12 +235,17 @@ def send_mailing(mailing: Mailing, settings: Settings, *, at: datetime | None = 
             "The audience is empty: no subscribed supporter matches it.",
             {"audience": ["The audience is empty."]},
         )
+    later = at is not None and at > utcnow()  # a time already past sends now
     try:
-        request_send(mailing, settings, at=at if at is None or at > utcnow() else None)
+        request_send(mailing, settings, at=at if later else None)
     except FreezeError as exc:
         raise MailingError(str(exc), {"body_mjml": [str(exc)]}) from exc
     except SendError as exc:
         raise MailingError(str(exc), exc.details, status=409, code=exc.code) from exc
+    if later:
+        record(actor, "mailing_scheduled", mailing, f"scheduled for {at.isoformat()}")
+    else:
+        record(actor, "mailing_sent", mailing, "sending now")
 
 
 def status_report(mailing: Mailing) -> dict:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
+from app.auth import audit
 from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict
@@ -19,12 +20,18 @@ class ControlError(Conflict, ValueError):
     """The mailing is not in a state that allows this."""
 
 
+def record(actor: str, action: str, mailing: Mailing, detail: str = "") -> None:
+    """The audit entry for a change made to a mailing, by whichever edge made it."""
+    audit.record(actor, action, subject_type="mailing", subject_id=mailing.id, detail=detail)
+
+
 def pause(mailing: Mailing, *, actor: str, reason: str | None = None) -> None:
     """Stop sending; workers finish the message in hand and hand back the rest of their batch."""
     if mailing.status not in (MailingStatus.SENDING, MailingStatus.SCHEDULED):
         raise ControlError(f"A {mailing.status.value} mailing cannot be paused.")
     mailing.status = MailingStatus.PAUSED
     mailing.status_reason = reason or f"Paused by {actor}."
+    record(actor, "mailing_paused", mailing)
 
 
 def resume(mailing: Mailing, settings: Settings, *, actor: str) -> None:
@@ -35,6 +42,7 @@ def resume(mailing: Mailing, settings: Settings, *, actor: str) -> None:
         )
     # Resuming into a closed campaign would send dead "Act now" links (CampaignNotOpen).
     check_campaign_open(mailing)
+    record(actor, "mailing_resumed", mailing)
     if mailing.started_at is None:  # paused before it started: back to its schedule
         mailing.status = MailingStatus.SCHEDULED
         mailing.status_reason = f"Resumed by {actor}."
@@ -58,6 +66,7 @@ def cancel(mailing: Mailing, *, actor: str) -> None:
         raise ControlError(f"A {mailing.status.value} mailing cannot be cancelled.")
     mailing.status = MailingStatus.CANCELLED
     mailing.status_reason = f"Cancelled by {actor}."
+    record(actor, "mailing_cancelled", mailing)
     mailing.finished_at = utcnow()
     # Rows a worker holds right now are cancelled by that worker when it sees the status.
     db.session.execute(

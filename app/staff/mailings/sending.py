@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import flash, redirect, render_template, url_for
 
-from app.auth import audit
 from app.auth.models import Role
 from app.errors import DomainError
 from app.extensions import db
@@ -58,17 +57,10 @@ def send(mailing_id: int):
         form.at.errors = [str(exc)]
         return _check_page(mailing, form, status=422)
     try:
-        services.send_mailing(mailing, settings(), at=at)
+        services.send_mailing(mailing, settings(), at=at, actor=actor())
     except DomainError as exc:  # refused before anything changed, as in the editor
         return _check_page(mailing, form, problem=exc.message, status=exc.status)
     later = at is not None and mailing.scheduled_at == at
-    audit.record(
-        actor(),
-        "mailing_scheduled" if later else "mailing_sent",
-        subject_type="mailing",
-        subject_id=mailing.id,
-        detail=f"scheduled for {at.isoformat()}" if later else "sending now",
-    )
     db.session.commit()
     flash("Scheduled." if later else "Sending has started.", "success")
     return redirect(url_for(".show", mailing_id=mailing.id))
@@ -93,14 +85,13 @@ def _send_time(form: SendForm) -> datetime | None:
 # --- pause, resume, cancel -------------------------------------------------------------------
 
 
-def _control(mailing_id: int, change, action: str, done: str):
+def _control(mailing_id: int, change, done: str):
     mailing = mailing_or_404(mailing_id, lock=True)
     try:
         change(mailing)
     except DomainError as exc:  # refused before anything changed
         flash(exc.message, "error")
         return redirect(url_for(".show", mailing_id=mailing_id))
-    audit.record(actor(), action, subject_type="mailing", subject_id=mailing.id)
     db.session.commit()
     flash(done, "success")
     return redirect(url_for(".show", mailing_id=mailing.id))
@@ -109,9 +100,7 @@ def _control(mailing_id: int, change, action: str, done: str):
 @blueprint.post("/<int:mailing_id>/pause")
 @requires(Role.CAMPAIGNER)
 def pause(mailing_id: int):
-    return _control(
-        mailing_id, lambda m: control.pause(m, actor=actor()), "mailing_paused", "Paused."
-    )
+    return _control(mailing_id, lambda m: control.pause(m, actor=actor()), "Paused.")
 
 
 @blueprint.post("/<int:mailing_id>/resume")
@@ -120,7 +109,6 @@ def resume(mailing_id: int):
     return _control(
         mailing_id,
         lambda m: control.resume(m, settings(), actor=actor()),
-        "mailing_resumed",
         "Resumed.",
     )
 
@@ -131,6 +119,5 @@ def cancel(mailing_id: int):
     return _control(
         mailing_id,
         lambda m: control.cancel(m, actor=actor()),
-        "mailing_cancelled",
         "Cancelled: nothing more will be sent.",
     )

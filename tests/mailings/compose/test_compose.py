@@ -135,7 +135,7 @@ def test_only_drafts_are_edited_or_deleted(settings):
     for action in (
         lambda: services.update_mailing(mailing, {"name": "new"}),
         lambda: services.delete_mailing(mailing),
-        lambda: services.send_mailing(mailing, settings),
+        lambda: services.send_mailing(mailing, settings, actor="test"),
     ):
         with pytest.raises(MailingError) as caught:
             action()
@@ -146,7 +146,7 @@ def test_only_drafts_are_edited_or_deleted(settings):
 def test_send_refuses_an_empty_audience(settings):
     mailing = make_mailing(make_list())
     with pytest.raises(MailingError, match="audience is empty"):
-        services.send_mailing(mailing, settings)
+        services.send_mailing(mailing, settings, actor="test")
     assert mailing.status == MailingStatus.DRAFT and mailing.frozen_at is None
 
 
@@ -158,7 +158,7 @@ def test_send_refuses_a_deleted_segment(settings):
     db.session.delete(segment)
     db.session.flush()
     with pytest.raises(MailingError) as caught:
-        services.send_mailing(mailing, settings)
+        services.send_mailing(mailing, settings, actor="test")
     assert caught.value.details == {"audience": {"segments": [f"No segment with id {segment.id}."]}}
 
 
