@@ -10,24 +10,22 @@ from datetime import timedelta
 
 from flask import Flask
 
-STAFF_PREFIX = "/staff"
+from app.auth.models import Role
+from app.staff import (
+    account,
+    admin,
+    campaigns,
+    dashboard,
+    imports,
+    mailings,
+    reports,
+    results,
+    supporters,
+)
+from app.staff.access import can, csrf, login_manager
 
 
 def register_staff(app: Flask) -> None:
-    from app.auth.models import Role
-    from app.staff import (
-        account,
-        admin,
-        campaigns,
-        dashboard,
-        imports,
-        mailings,
-        reports,
-        results,
-        supporters,
-    )
-    from app.staff.access import can, csrf, login_manager
-
     settings = app.config["CLARION"]
     secure = settings.base_url.startswith("https://")
     app.config.setdefault("SESSION_COOKIE_SECURE", secure)

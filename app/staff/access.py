@@ -18,6 +18,7 @@ from app.auth.accounts import user_for_session_id
 from app.auth.models import Role, StaffUser
 from app.auth.services import role_allows
 
+STAFF_PREFIX = "/staff"  # where the staff app lives; mail links to it are built outside requests
 login_manager = LoginManager()
 login_manager.login_view = "staff_account.login"
 login_manager.login_message = "Please sign in to continue."

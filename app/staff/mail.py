@@ -12,7 +12,7 @@ from email.utils import parseaddr
 from app.auth import accounts
 from app.auth.models import StaffUser
 from app.config import Settings
-from app.staff import STAFF_PREFIX
+from app.staff.access import STAFF_PREFIX
 from mailers.plain import build_plain_message
 from mailers.transport import PermanentFailure, SmtpTransport
 
