@@ -14,8 +14,8 @@ from sqlalchemy import ColumnElement, exists
 from app.campaigns.models import Action, Campaign
 from app.db import utcnow
 from app.extensions import db
+from app.supporters.behaviours import register_behaviour
 from app.supporters.models import Supporter
-from app.supporters.segments import register_behaviour
 from app.tracking.behaviour import read_mail_since, received_mail_since
 
 

@@ -5,8 +5,8 @@ primary keys lead with list_id / tag_id, so PostgreSQL answers them as semi/anti
 the index instead of joining every supporter to every membership.
 
 Behaviour (acted on a campaign, opened a mailing …) is in the tables of higher layers, which
-this one must not import: each owning layer registers its condition types here
-(`register_behaviour`), and create_app wires them in once (app/routes.py).
+this one must not import: each owning layer registers its condition types in behaviours.py,
+and create_app wires them in once (app/routes.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -24,6 +23,7 @@ from app.api.schemas import ClarionSchema as Schema
 from app.db import dialect_name
 from app.errors import Invalid
 from app.extensions import db
+from app.supporters.behaviours import BEHAVIOUR_LIMIT, BehaviourSchema, behaviour_type
 from app.supporters.models import (
     ListMembership,
     MailingList,
@@ -42,7 +42,6 @@ DATE_OPS = ("before", "after")
 CUSTOM_PREFIX = "custom."
 CUSTOM_NAME = re.compile(r"^[\w\- ]{1,100}$")
 IN_LIMIT = 1000
-BEHAVIOUR_LIMIT = 20
 
 
 # Which mailings still use a segment is the mailings domain's to answer: it sits above this one
@@ -65,62 +64,6 @@ def segment_users(segment_id: int) -> list[int]:
 
 class SegmentDefinitionError(Invalid, ValueError):
     """A segment definition that cannot be used; `details` maps fields to messages."""
-
-
-# --- behaviour condition types, registered by the layers that own the data ------------------
-
-# Every parameter a behaviour condition can take, checked here so each type only declares which
-# ones it needs. Ids are checked against the database by the type's own `check`.
-BEHAVIOUR_PARAMS = {
-    "campaign_id": fields.Int(strict=True, validate=validate.Range(min=1)),
-    "mailing_id": fields.Int(strict=True, validate=validate.Range(min=1)),
-    "last_mailings": fields.Int(strict=True, validate=validate.Range(min=1, max=50)),
-    "months": fields.Int(strict=True, validate=validate.Range(min=1, max=120)),
-}
-PARAM_LABELS = {
-    "campaign_id": "a campaign",
-    "mailing_id": "a mailing",
-    "last_mailings": "a number of recent mailings (1-50)",
-    "months": "a number of months (1-120)",
-}
-
-
-@dataclass(frozen=True)
-class BehaviourType:
-    """One kind of behaviour condition: its parameters, its SQL and its database checks.
-
-    `build(params)` returns a condition on Supporter.id (EXISTS / NOT EXISTS against the owning
-    layer's tables); `check(params)` returns messages by parameter for ids that do not exist.
-    """
-
-    name: str
-    label: str
-    params: tuple[str, ...]
-    build: Callable[[dict], ColumnElement]
-    check: Callable[[dict], dict[str, list[str]]]
-
-
-_behaviours: dict[str, BehaviourType] = {}
-
-
-def register_behaviour(
-    name: str,
-    build: Callable[[dict], ColumnElement],
-    check: Callable[[dict], dict[str, list[str]]],
-    *,
-    label: str,
-    params: tuple[str, ...],
-) -> None:
-    """Make a behaviour condition type usable in segment definitions (again: replaces it)."""
-    unknown = set(params) - set(BEHAVIOUR_PARAMS)
-    if unknown:
-        raise ValueError(f"Behaviour {name!r} takes unknown parameters {sorted(unknown)}.")
-    _behaviours[name] = BehaviourType(name, label, tuple(params), build, check)
-
-
-def behaviour_types() -> list[BehaviourType]:
-    """Return the registered behaviour condition types, in the order they were registered."""
-    return list(_behaviours.values())
 
 
 class ConditionSchema(Schema):
@@ -169,45 +112,6 @@ class ConditionSchema(Schema):
                 raise ValidationError("Give an ISO 8601 date or datetime.", "value")
         elif not isinstance(value, str | int | float) or isinstance(value, bool) or value == "":
             raise ValidationError(f"{op!r} needs a non-empty string value.", "value")
-
-
-class BehaviourSchema(Schema):
-    type = fields.Str(
-        required=True,
-        metadata={
-            "description": "acted_on_campaign / not_acted_on_campaign (campaign_id), "
-            "opened_recent_mailings / clicked_recent_mailings (last_mailings), "
-            "received_not_opened (mailing_id), not_engaged (months: mailed in that time, no "
-            "open, click or action since). Opens and clicks count people only: machine events "
-            "(privacy proxies, link scanners) are left out, and a click counts as an open. "
-            "not_acted_on_campaign matches everyone without an action on it, mailed or not."
-        },
-    )
-    campaign_id = BEHAVIOUR_PARAMS["campaign_id"]
-    mailing_id = BEHAVIOUR_PARAMS["mailing_id"]
-    last_mailings = BEHAVIOUR_PARAMS["last_mailings"]
-    months = BEHAVIOUR_PARAMS["months"]
-
-    @validates_schema
-    def check_params_fit_type(self, data, **kwargs):
-        kind = _behaviours.get(data["type"])
-        if kind is None:
-            known = ", ".join(_behaviours) or "(none registered)"
-            raise ValidationError(
-                f"Unknown behaviour {data['type']!r}; use one of {known}.", "type"
-            )
-        errors = {
-            name: [f"{kind.label}: choose {PARAM_LABELS[name]}."]
-            for name in kind.params
-            if data.get(name) is None
-        }
-        errors |= {
-            name: [f"{kind.label} takes no {name}."]
-            for name in BEHAVIOUR_PARAMS
-            if name not in kind.params and data.get(name) is not None
-        }
-        if errors:
-            raise ValidationError(errors)
 
 
 def _ids(description: str):
@@ -262,7 +166,7 @@ def normalise_definition(definition) -> dict:
     for condition in data["conditions"]:
         condition.setdefault("value", None)
     data["behaviour"] = [
-        {"type": item["type"], **{name: item[name] for name in _behaviours[item["type"]].params}}
+        {"type": item["type"], **{name: item[name] for name in behaviour_type(item["type"]).params}}
         for item in data["behaviour"]
     ]
     return data
@@ -283,7 +187,7 @@ def validate_definition(definition) -> dict:
             details[key] = [f"No {model.__tablename__[:-1]} with id {i}." for i in missing]
     behaviour_problems = {}
     for index, item in enumerate(data["behaviour"]):
-        problems = _behaviours[item["type"]].check(item)
+        problems = behaviour_type(item["type"]).check(item)
         if problems:
             behaviour_problems[index] = problems
     if behaviour_problems:
@@ -427,7 +331,7 @@ def _criteria(data: dict) -> list[ColumnElement]:
         parts = [_condition(c) for c in data["conditions"]]
         criteria.append(and_(*parts) if data["match"] == "all" else or_(*parts))
     for item in data["behaviour"]:
-        criteria.append(_behaviours[item["type"]].build(item))
+        criteria.append(behaviour_type(item["type"]).build(item))
     return criteria or [true()]
 
 

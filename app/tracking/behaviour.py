@@ -18,8 +18,8 @@ from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
 
 from app.extensions import db
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
+from app.supporters.behaviours import register_behaviour
 from app.supporters.models import Supporter
-from app.supporters.segments import register_behaviour
 from app.tracking.models import EventKind, TrackingEvent
 
 READ = (EventKind.OPEN, EventKind.CLICK)

@@ -18,10 +18,10 @@ from app.db import utcnow
 from app.extensions import db
 from app.mailings.delivery.launch import snapshot_audience
 from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
+from app.supporters.behaviours import behaviour_types
 from app.supporters.models import ListMembership, Segment, Supporter
 from app.supporters.segments import (
     SegmentDefinitionError,
-    behaviour_types,
     count_segment,
     segment_query,
     validate_definition,

@@ -15,8 +15,9 @@ from wtforms import (
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
+from app.supporters.behaviours import BEHAVIOUR_LIMIT
 from app.supporters.models import SubscriptionStatus
-from app.supporters.segments import BEHAVIOUR_LIMIT, DATE_OPS, TEXT_OPS
+from app.supporters.segments import DATE_OPS, TEXT_OPS
 
 CUSTOM_FIELD_NAME = r"^[\w\- ]{1,100}$"  # the segment engine's rule for custom.<name>
 

@@ -19,15 +19,13 @@ from app.staff.supporters import blueprint
 from app.staff.supporters.forms import NO_VALUE_OPS, SegmentForm
 from app.staff.supporters.groups import get_or_404, saved_unless_taken
 from app.supporters import groups, services
+from app.supporters.behaviours import BEHAVIOUR_LIMIT, BehaviourType, behaviour_types
 from app.supporters.models import Segment, SubscriptionStatus
 from app.supporters.segments import (
-    BEHAVIOUR_LIMIT,
     CUSTOM_PREFIX,
     DATE_FIELDS,
     TEXT_FIELDS,
-    BehaviourType,
     SegmentDefinitionError,
-    behaviour_types,
     count_segment,
     validate_definition,
 )
