@@ -22,11 +22,13 @@ log = logging.getLogger(__name__)
 
 # name -> tick, run in this order. The names are the keys of the outcome dict.
 TICKS: dict[str, Callable[[Settings], int]] = {
-    **MAILING_TICKS,  # held, started, requeued, finished
+    # Opens and clicks buffered in Redis are counted first, so an A/B test decided in this
+    # tick judges every event that arrived before it.
+    "events": drain_events,
+    **MAILING_TICKS,  # held, started, A/B breakers and winners, requeued, finished
     "closed": lambda settings: close_expired(),
     "letters": redrive_due_letters,
     "pending": purge_expired_pending,  # held actions whose confirmation link expired
-    "events": drain_events,  # opens and clicks buffered in Redis
 }
 
 

@@ -37,6 +37,8 @@ from app import create_app
 from app.config import Settings, normalise_database_url
 from app.db import utcnow
 from app.extensions import db
+from app.mailings.abtest import statistics as statistics_module
+from app.mailings.abtest.results import ab_results
 from app.mailings.models import Mailing, MailingLink, MailingStatus
 from app.supporters.models import Segment
 from app.tracking import buffer, report_csv, reports, rollups
@@ -113,6 +115,29 @@ REPORT_FILL_SQL = [
     SELECT CASE WHEN id %% 3 = 0 THEN 'soft' ELSE 'hard' END::bounce_kind, 'smtp', %(m)s,
            supporter_id, id, sent_at
     FROM deliveries WHERE mailing_id = %(m)s AND id %% 50 = 11
+    """,
+]
+
+
+# The report's mailing is an A/B test of two subjects: a fifth of its deliveries are the test
+# portion (half A, half B), the rest got the winner; the report then also reads the variants.
+AB_TEST_SQL = [
+    "UPDATE mailings SET started_at = now() - interval '3 days' WHERE id = %(m)s",
+    """
+    INSERT INTO mailing_variants (mailing_id, position, subject)
+    VALUES (%(m)s, 0, NULL), (%(m)s, 1, 'Variant B')
+    """,
+    """
+    INSERT INTO ab_tests (mailing_id, test_fraction, wait_minutes, metric, selection,
+                          breaker_min_sent, test_recipients, test_batch_count, decide_at)
+    SELECT %(m)s, 0.2, 240, 'clicks', 'auto', 100, count(*) / 5, 1, now() - interval '68 hours'
+    FROM deliveries WHERE mailing_id = %(m)s
+    """,
+    """
+    UPDATE deliveries d SET variant_id = v.id
+    FROM mailing_variants v
+    WHERE d.mailing_id = %(m)s AND d.id %% 10 < 2
+      AND v.mailing_id = %(m)s AND v.position = d.id %% 2
     """,
 ]
 
@@ -260,7 +285,7 @@ def report(deliveries: int, runs: int) -> None:
     mailing_id = new_mailing("Report", deliveries)
     started = time.perf_counter()
     with db.engine.begin() as conn:
-        for statement in REPORT_FILL_SQL:
+        for statement in AB_TEST_SQL + REPORT_FILL_SQL:
             conn.exec_driver_sql(statement, {"m": mailing_id})
     filled = time.perf_counter() - started
     started = time.perf_counter()
@@ -279,6 +304,7 @@ def report(deliveries: int, runs: int) -> None:
     for name, function in (
         ("mailing_stats (API)", lambda: mailing_stats(mailing_id)),
         ("mailing_report (API, staff)", lambda: reports.mailing_report(mailing_id)),
+        ("A/B variants (…/ab-test)", lambda: _ab_results_uncached(mailing_id)),
     ):
         low, median, p95 = timed(function, runs)
         worst = max(worst, median)
@@ -290,6 +316,21 @@ def report(deliveries: int, runs: int) -> None:
     breakdowns(mailing_id, max(3, runs // 6))
     stats = mailing_stats(mailing_id)
     print(f"  figures: { ({k: v for k, v in stats.items() if k != 'deliveries'}) }")
+    ab = ab_results(db.session.get(Mailing, mailing_id))
+    print(
+        "  A/B: "
+        + ", ".join(
+            f"{v.label} {v.successes:,}/{v.sent:,} clicked (P best {v.probability_best:.3f})"
+            for v in ab.variants
+        )
+        + f"; leader {ab.leader}, p = {ab.p_value if ab.p_value is None else round(ab.p_value, 6)}"
+    )
+
+
+def _ab_results_uncached(mailing_id: int):
+    # Live figures change with every event, so time the probabilities computed afresh.
+    statistics_module._probabilities.cache_clear()
+    return ab_results(db.session.get(Mailing, mailing_id))
 
 
 def breakdowns(mailing_id: int, runs: int) -> None:

@@ -17,17 +17,26 @@ from tests.smtp_sink import free_port
 
 def test_the_clock_runs_every_domains_ticks_and_mailings_sweep_only_its_own(settings, redis_conn):
     assert list(TICKS) == [
+        "events",
         "held",
         "started",
+        "ab_variants_stopped",
+        "ab_winners_picked",
         "requeued",
         "finished",
         "closed",
         "letters",
         "pending",
-        "events",
     ]
     assert run_ticks(settings) == dict.fromkeys(TICKS, 0)
-    assert sweep(settings) == {"held": 0, "started": 0, "requeued": 0, "finished": 0}
+    assert sweep(settings) == {
+        "held": 0,
+        "started": 0,
+        "ab_variants_stopped": 0,
+        "ab_winners_picked": 0,
+        "requeued": 0,
+        "finished": 0,
+    }
 
 
 def test_one_failing_tick_does_not_stop_the_others(settings):

@@ -14,6 +14,9 @@ from app.api.errors import ApiError
 from app.api.pagination import page_schema, paginate
 from app.auth.models import Role
 from app.extensions import db
+from app.mailings.abtest import decision, design
+from app.mailings.abtest import schemas as ab
+from app.mailings.abtest.results import ab_results
 from app.mailings.compose import previews, services
 from app.mailings.compose import schemas as s
 from app.mailings.delivery import control
@@ -34,6 +37,15 @@ def _locked(mailing_id: int) -> Mailing:
     if mailing is None:
         raise ApiError(404, "not_found", f"No mailing with id {mailing_id}.")
     return mailing
+
+
+def _variant(mailing: Mailing, label: str | None):
+    if label is None:
+        return None
+    variant = next((v for v in mailing.variants if v.label == label), None)
+    if variant is None:
+        raise ApiError(404, "not_found", f"Mailing {mailing.id} has no variant {label}.")
+    return variant
 
 
 @mailings.post("")
@@ -116,7 +128,9 @@ def preview_mailing(args, mailing_id):
     supporter = None
     if args.get("supporter_id"):
         supporter = get_or_404(Supporter, args["supporter_id"], "supporter")
-    rendered = previews.preview(mailing, supporter, current_app.config["CLARION"])
+    rendered = previews.preview(
+        mailing, supporter, current_app.config["CLARION"], _variant(mailing, args.get("variant"))
+    )
     if args["format"] == "html":
         response = Response(rendered["html"], mimetype="text/html")
         # Staff-written HTML on the API's origin: no scripts, no same-origin access.
@@ -143,7 +157,11 @@ def test_send_mailing(data, mailing_id):
     if data.get("supporter_id"):
         supporter = get_or_404(Supporter, data["supporter_id"], "supporter")
     results = previews.test_send(
-        mailing, data["to"], current_app.config["CLARION"], supporter=supporter
+        mailing,
+        data["to"],
+        current_app.config["CLARION"],
+        supporter=supporter,
+        variant=_variant(mailing, data.get("variant")),
     )
     sent = sum(r["ok"] for r in results)
     return {"sent": sent, "failed": len(results) - sent, "results": results}
@@ -208,6 +226,60 @@ def cancel_mailing(mailing_id):
 def mailing_status(mailing_id):
     """Report progress: deliveries by state, done/total, send rate and time left."""
     return services.status_report(get_or_404(Mailing, mailing_id, "mailing"))
+
+
+def _ab_answer(mailing: Mailing) -> dict:
+    results = ab_results(mailing)
+    if results is None:
+        raise ApiError(404, "not_found", f"Mailing {mailing.id} has no A/B test.")
+    return results.as_dict() | {"variant_settings": design.variant_settings(mailing)}
+
+
+@mailings.get("/<int:mailing_id>/ab-test")
+@require_role(Role.ANALYST)
+@mailings.response(200, ab.AbTestSchema)
+def get_ab_test(mailing_id):
+    """The A/B test: its settings, each variant's unique counts and probability to be best,
+    the leader with its confidence, and the winner once picked (404 without a test)."""
+    return _ab_answer(get_or_404(Mailing, mailing_id, "mailing"))
+
+
+@mailings.put("/<int:mailing_id>/ab-test")
+@require_role(Role.CAMPAIGNER)
+@mailings.arguments(ab.AbTestInSchema)
+@mailings.response(200, ab.AbTestSchema)
+def put_ab_test(data, mailing_id):
+    """Set up (or replace) a draft's A/B test: 2-5 variants of subject, from name, preheader
+    or body, the share of the audience that tests, the wait and the metric (409 once sent)."""
+    mailing = _locked(mailing_id)
+    design.configure_ab_test(mailing, data, actor=current_actor())
+    commit()
+    return _ab_answer(mailing)
+
+
+@mailings.delete("/<int:mailing_id>/ab-test")
+@require_role(Role.CAMPAIGNER)
+@mailings.response(204)
+def delete_ab_test(mailing_id):
+    """Make a draft a plain mailing again (409 once sent)."""
+    mailing = _locked(mailing_id)
+    design.remove_ab_test(mailing, actor=current_actor())
+    commit()
+
+
+@mailings.post("/<int:mailing_id>/ab-test/winner")
+@require_role(Role.CAMPAIGNER)
+@mailings.arguments(ab.WinnerInSchema)
+@mailings.response(200, ab.AbTestSchema)
+def pick_ab_winner(data, mailing_id):
+    """Pick the winner by hand: the rest of the audience gets it now (409 before the test
+    starts, once a winner is picked, or for a stopped variant)."""
+    mailing = _locked(mailing_id)
+    decision.pick_winner(
+        mailing, data["variant"], current_app.config["CLARION"], actor=current_actor()
+    )
+    commit()
+    return _ab_answer(mailing)
 
 
 blueprints = [mailings]

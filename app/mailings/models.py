@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     or_,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -86,6 +87,16 @@ class Mailing(db.Model):
     links: Mapped[list[MailingLink]] = relationship(
         back_populates="mailing", cascade="all, delete-orphan", order_by="MailingLink.position"
     )
+    # An A/B test (app/mailings/abtest/): its settings, and the 2-5 variants it sends.
+    ab_test: Mapped[AbTest | None] = relationship(
+        back_populates="mailing", cascade="all, delete-orphan", uselist=False
+    )
+    variants: Mapped[list[MailingVariant]] = relationship(
+        back_populates="mailing",
+        cascade="all, delete-orphan",
+        order_by="MailingVariant.position",
+        foreign_keys="MailingVariant.mailing_id",
+    )
 
     @property
     def is_editable(self) -> bool:
@@ -102,6 +113,11 @@ class MailingLink(db.Model):
     position: Mapped[int] = mapped_column()
     url: Mapped[str] = mapped_column(Text)
     is_honeypot: Mapped[bool] = mapped_column(default=False)
+    # The A/B variant whose own body holds the link; None: the mailing's body (every variant
+    # that does not change the body shares its links).
+    variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mailing_variants.id", ondelete="CASCADE")
+    )
 
     mailing: Mapped[Mailing] = relationship(back_populates="links")
 
@@ -116,6 +132,7 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
     SUPPRESSED = "suppressed"  # opted out or bounced after the snapshot, before its batch
     CANCELLED = "cancelled"
+    HELD = "held"  # the rest of an A/B test's audience, waiting for the winner
 
 
 class Delivery(db.Model):
@@ -128,6 +145,11 @@ class Delivery(db.Model):
         ForeignKey("supporters.id", ondelete="SET NULL")
     )
     batch_no: Mapped[int] = mapped_column()
+    # In an A/B test, the variant this recipient was sent as part of the test portion; None for
+    # everyone else (the rest of the audience gets the winner, app/mailings/abtest/).
+    variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mailing_variants.id", ondelete="SET NULL")
+    )
     # Server defaults let the audience snapshot INSERT … SELECT only ids and batch numbers.
     status: Mapped[DeliveryStatus] = mapped_column(
         _enum(DeliveryStatus, "delivery_status"),
@@ -156,7 +178,107 @@ class Delivery(db.Model):
         Index("ix_deliveries_mailing_status_batch", "mailing_id", "status", "batch_no"),
         Index("ix_deliveries_message_id", "message_id"),
         Index("ix_deliveries_supporter_id", "supporter_id"),
+        # The per-variant figures read only the test portion's rows.
+        Index(
+            "ix_deliveries_mailing_variant",
+            "mailing_id",
+            "variant_id",
+            postgresql_where=text("variant_id IS NOT NULL"),
+            sqlite_where=text("variant_id IS NOT NULL"),
+        ),
     )
+
+
+class AbMetric(enum.StrEnum):
+    """What an A/B test's winner is judged by: recipients who did it, people only."""
+
+    OPENS = "opens"
+    CLICKS = "clicks"
+    ACTIONS = "actions"
+
+
+class AbSelection(enum.StrEnum):
+    AUTO = "auto"  # the winner goes to the rest of the audience when the wait is over
+    MANUAL = "manual"  # staff pick the winner; the rest waits until they do
+
+
+VARIANT_LABELS = "ABCDE"
+MIN_VARIANTS, MAX_VARIANTS = 2, len(VARIANT_LABELS)
+# What a variant may change; None keeps the mailing's own.
+VARIANT_FIELDS = ("subject", "from_name", "preheader", "body_mjml", "body_text")
+
+
+class AbTest(db.Model):
+    """A mailing's A/B test: how much of the audience tests, for how long, judged by what."""
+
+    __tablename__ = "ab_tests"
+
+    mailing_id: Mapped[int] = mapped_column(
+        ForeignKey("mailings.id", ondelete="CASCADE"), primary_key=True
+    )
+    test_fraction: Mapped[float] = mapped_column(Float)  # of the audience, split evenly
+    wait_minutes: Mapped[int] = mapped_column()  # from the start of the send to the decision
+    metric: Mapped[str] = mapped_column(String(20), default=AbMetric.CLICKS.value)
+    selection: Mapped[str] = mapped_column(String(20), default=AbSelection.AUTO.value)
+    # An automatic pick below this probability to be best waits for staff instead.
+    min_confidence: Mapped[float | None] = mapped_column(Float)
+    # The circuit breaker: a variant whose rate passes one of these (once it has been sent to
+    # breaker_min_sent recipients) stops; its unsent test recipients get the winner instead.
+    max_unsubscribe_rate: Mapped[float | None] = mapped_column(Float)
+    max_complaint_rate: Mapped[float | None] = mapped_column(Float)
+    breaker_min_sent: Mapped[int] = mapped_column(default=100)
+
+    # Written when the send starts.
+    test_recipients: Mapped[int] = mapped_column(default=0)
+    test_batch_count: Mapped[int] = mapped_column(default=0)
+    decide_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Written once, when the winner is picked (by the clock or by staff).
+    winner_variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mailing_variants.id", ondelete="SET NULL")
+    )
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    # The figures the decision was made on, as they were then.
+    decision: Mapped[dict | None] = mapped_column(JsonDict)
+    # Why the test waits (e.g. for staff to pick), shown on the mailing's page.
+    note: Mapped[str | None] = mapped_column(Text)
+
+    mailing: Mapped[Mailing] = relationship(back_populates="ab_test")
+    winner: Mapped[MailingVariant | None] = relationship(foreign_keys=[winner_variant_id])
+
+    @property
+    def is_decided(self) -> bool:
+        return self.decided_at is not None
+
+
+class MailingVariant(db.Model):
+    """One version of an A/B-tested mailing; each field left None is the mailing's own."""
+
+    __tablename__ = "mailing_variants"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailings.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column()  # 0-4, shown as A-E
+    subject: Mapped[str | None] = mapped_column(String(998))
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    preheader: Mapped[str | None] = mapped_column(String(300))
+    body_mjml: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str | None] = mapped_column(Text)
+    # Frozen with the mailing; None where the variant renders as the mailing does.
+    frozen_subject: Mapped[str | None] = mapped_column(Text)
+    frozen_html: Mapped[str | None] = mapped_column(Text)
+    frozen_text: Mapped[str | None] = mapped_column(Text)
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stopped_reason: Mapped[str | None] = mapped_column(Text)
+
+    mailing: Mapped[Mailing] = relationship(back_populates="variants", foreign_keys=[mailing_id])
+
+    __table_args__ = (UniqueConstraint("mailing_id", "position"),)
+
+    @property
+    def label(self) -> str:
+        return VARIANT_LABELS[self.position]
 
 
 def due_for_sending(now: datetime) -> ColumnElement[bool]:

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 
 from app.extensions import db
 from app.links.tokens import LinkClaims, Purpose, TokenError, TokenService
+from app.mailings.abtest.assignment import variant_sent_to
 from app.mailings.compose.rendering import Mode, Person, frozen_of, render_for
 from app.supporters.models import ListMembership, MailingList, SubscriptionStatus, Supporter
 from app.supporters.services import change_status
@@ -104,7 +105,8 @@ def apply_preferences(
 def render_for_browser(mailing, supporter: Supporter, settings, tokens: TokenService) -> str:
     """Render a frozen mailing's HTML for one supporter as their mail showed it, minus the pixel."""
     person = Person.of(supporter)
-    return render_for(frozen_of(mailing), mailing.id, person, Mode.BROWSER, settings, tokens).html
+    frozen = frozen_of(mailing, variant_sent_to(mailing, supporter.id))
+    return render_for(frozen, mailing.id, person, Mode.BROWSER, settings, tokens).html
 
 
 # The List-Unsubscribe mailto subject, `unsubscribe-<token>` (mailers/message.py writes it).

@@ -18,12 +18,14 @@ from sqlalchemy import String, case, func, select
 from app.errors import Invalid, NotFound
 from app.extensions import db
 from app.mailings.models import (
+    VARIANT_LABELS,
     BounceEvent,
     BounceKind,
     Delivery,
     DeliveryStatus,
     Mailing,
     MailingLink,
+    MailingVariant,
 )
 from app.supporters.csvformat import spreadsheet_safe
 from app.supporters.models import Supporter
@@ -36,6 +38,10 @@ DELIVERY_COLUMNS = (
     "delivery_id",
     "email",
     "status",
+    # A/B tests: the version the recipient got (A-E) and whether they were in the test portion
+    # or the rest (sent the winner); both blank for a mailing without a test.
+    "variant",
+    "ab_group",
     "sent_at",
     "opened_at",
     "human_opened_at",
@@ -47,7 +53,16 @@ DELIVERY_COLUMNS = (
     "complained",
 )
 EVENT_COLUMNS = ("occurred_at", "kind", "by", "link_position", "link_url", "delivery_id")
-LINK_COLUMNS = ("position", "url", "honeypot", "clicks", "unique", "unique_human", "human_rate")
+LINK_COLUMNS = (
+    "position",
+    "url",
+    "variant",
+    "honeypot",
+    "clicks",
+    "unique",
+    "unique_human",
+    "human_rate",
+)
 EXPORTS = ("deliveries", "events", "links")
 
 
@@ -57,16 +72,26 @@ def export_csv(mailing_id: int, table: str) -> Iterator[str]:
     Checks the mailing and the table before the first row, so an edge can answer 404 or 422
     instead of a broken download.
     """
-    if db.session.get(Mailing, mailing_id) is None:
+    mailing = db.session.get(Mailing, mailing_id)
+    if mailing is None:
         raise NotFound(f"No mailing with id {mailing_id}.")
     if table == "deliveries":
-        return _stream(DELIVERY_COLUMNS, _delivery_rows(mailing_id))
+        return _stream(DELIVERY_COLUMNS, _delivery_rows(mailing))
     if table == "events":
         return _stream(EVENT_COLUMNS, _event_rows(mailing_id))
     if table == "links":
         delivered = mailing_stats(mailing_id)["deliveries"][DeliveryStatus.SENT.value]
         rows = (
-            (f.position, f.url, f.is_honeypot, f.clicks, f.unique, f.unique_human, f.human_rate)
+            (
+                f.position,
+                f.url,
+                f.variant,
+                f.is_honeypot,
+                f.clicks,
+                f.unique,
+                f.unique_human,
+                f.human_rate,
+            )
             for f in link_figures(mailing_id, delivered)
         )
         return _stream(LINK_COLUMNS, rows)
@@ -77,7 +102,8 @@ class UnknownExport(Invalid):
     """A table other than deliveries, events or links was asked for."""
 
 
-def _delivery_rows(mailing_id: int) -> Iterator[tuple]:
+def _delivery_rows(mailing: Mailing) -> Iterator[tuple]:
+    mailing_id = mailing.id
     # Bounce reports are a small share of deliveries: grouped once, joined to each row.
     bounces = (
         select(
@@ -96,6 +122,7 @@ def _delivery_rows(mailing_id: int) -> Iterator[tuple]:
             Delivery.id,
             Supporter.email,
             Delivery.status,
+            MailingVariant.position,
             Delivery.sent_at,
             Delivery.opened_at,
             Delivery.human_opened_at,
@@ -107,15 +134,25 @@ def _delivery_rows(mailing_id: int) -> Iterator[tuple]:
             func.coalesce(bounces.c.complained, False),
         )
         .outerjoin(Supporter, Supporter.id == Delivery.supporter_id)
+        .outerjoin(MailingVariant, MailingVariant.id == Delivery.variant_id)
         .outerjoin(bounces, bounces.c.delivery_id == Delivery.id)
         .where(Delivery.mailing_id == mailing_id)
         .order_by(Delivery.id)
         .execution_options(yield_per=ROWS_PER_PIECE)
     )
+    test = mailing.ab_test
+    winner = test.winner.label if test is not None and test.winner is not None else ""
     # Run when the download starts streaming, not in the view: a server-side cursor lives
     # only as long as its transaction, which can end between the view returning and the first
     # row being sent (the browser story caught it: "cursor does not exist").
-    yield from db.session.execute(stmt)
+    for delivery_id, email, status, position, *rest in db.session.execute(stmt):
+        if test is None:
+            variant = group = ""
+        elif position is not None:
+            variant, group = VARIANT_LABELS[position], "test"
+        else:
+            variant, group = winner, "rest"
+        yield (delivery_id, email, status, variant, group, *rest)
 
 
 def _event_rows(mailing_id: int) -> Iterator[tuple]:

@@ -21,13 +21,16 @@ from sqlalchemy import BigInteger, ColumnElement, func, literal, select, union_a
 
 from app.errors import Invalid
 from app.extensions import db
+from app.mailings.abtest.results import AbResults, ab_results
 from app.mailings.models import (
+    VARIANT_LABELS,
     BounceEvent,
     BounceKind,
     Delivery,
     DeliveryStatus,
     Mailing,
     MailingLink,
+    MailingVariant,
 )
 from app.supporters.models import (
     ListMembership,
@@ -100,6 +103,7 @@ class LinkFigures:
     unique: int  # recipients who clicked it
     unique_human: int  # recipients who clicked it as people
     human_rate: float | None  # unique_human over delivered
+    variant: str | None = None  # the A/B variant whose own body holds it (None: every one)
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class MailingReport:
     rates: Rates
     timeline: list[Bucket]
     links: list[LinkFigures]
+    ab_test: AbResults | None  # per variant, when the mailing is A/B tested
 
     @property
     def delivered(self) -> int:
@@ -156,23 +161,17 @@ def mailing_report(mailing_id: int) -> MailingReport | None:
     bounces = bounce_counts(mailing_id)
     delivered = deliveries[DeliveryStatus.SENT.value]
     pairs = {name: Pair(stats[name]["all"], stats[name]["human"]) for name in FIGURE_NAMES}
-    opens, clicks = pairs["opens"], pairs["clicks"]
-    rates = Rates(
-        open_rate=Pair(rate(opens.all, delivered), rate(opens.human, delivered)),
-        click_rate=Pair(rate(clicks.all, delivered), rate(clicks.human, delivered)),
-        click_to_open=Pair(rate(clicks.all, opens.all), rate(clicks.human, opens.human)),
-        action_rate=rate(pairs["actions"].all, delivered),
-        unsubscribe_rate=rate(pairs["unsubscribes"].all, delivered),
-        bounce_rate=rate(bounces["bounced"], delivered),
-        complaint_rate=rate(bounces["complaints"], delivered),
-    )
+    rates = rates_of(stats, bounces)
     return MailingReport(
         mailing=mailing,
         recipients=deliveries["total"],
         sent=delivered,
         failed=deliveries[DeliveryStatus.FAILED.value],
         deferred=deliveries[DeliveryStatus.DEFERRED.value],
-        queued=deliveries[DeliveryStatus.QUEUED.value] + deliveries[DeliveryStatus.SENDING.value],
+        # Held rows (an A/B test's rest of the audience) wait to be sent, as queued ones do.
+        queued=deliveries[DeliveryStatus.QUEUED.value]
+        + deliveries[DeliveryStatus.SENDING.value]
+        + deliveries[DeliveryStatus.HELD.value],
         suppressed=deliveries[DeliveryStatus.SUPPRESSED.value],
         cancelled=deliveries[DeliveryStatus.CANCELLED.value],
         bounced=bounces["bounced"],
@@ -182,11 +181,30 @@ def mailing_report(mailing_id: int) -> MailingReport | None:
         rates=rates,
         timeline=timeline(mailing),
         links=link_figures(mailing_id, delivered),
+        ab_test=ab_results(mailing),
         **pairs,
     )
 
 
 FIGURE_NAMES = ("opens", "clicks", "actions", "unsubscribes")
+
+
+def rates_of(stats: dict, bounces: dict) -> Rates:
+    """The rates analysts use, from mailing_stats and bounce_counts: the one definition the
+    report and GET …/stats share."""
+    delivered = stats["deliveries"][DeliveryStatus.SENT.value]
+    opens, clicks = stats["opens"], stats["clicks"]
+    return Rates(
+        open_rate=Pair(rate(opens["all"], delivered), rate(opens["human"], delivered)),
+        click_rate=Pair(rate(clicks["all"], delivered), rate(clicks["human"], delivered)),
+        click_to_open=Pair(
+            rate(clicks["all"], opens["all"]), rate(clicks["human"], opens["human"])
+        ),
+        action_rate=rate(stats["actions"]["all"], delivered),
+        unsubscribe_rate=rate(stats["unsubscribes"]["all"], delivered),
+        bounce_rate=rate(bounces["bounced"], delivered),
+        complaint_rate=rate(bounces["complaints"], delivered),
+    )
 
 
 def bounce_counts(mailing_id: int) -> dict[str, int]:
@@ -261,6 +279,14 @@ def link_figures(mailing_id: int, delivered: int) -> list[LinkFigures]:
             select(MailingLink).where(MailingLink.mailing_id == mailing_id)
         )
     }
+    labels = dict(
+        db.session.execute(
+            select(MailingVariant.id, MailingVariant.position).where(
+                MailingVariant.mailing_id == mailing_id
+            )
+        ).all()
+    )
+    labels = {variant_id: VARIANT_LABELS[position] for variant_id, position in labels.items()}
     figures = []
     for position in sorted(set(links) | set(counts)):
         link, rollup = links.get(position), counts.get(position)
@@ -274,6 +300,7 @@ def link_figures(mailing_id: int, delivered: int) -> list[LinkFigures]:
                 unique=rollup.clicks if rollup else 0,
                 unique_human=unique_human,
                 human_rate=rate(unique_human, delivered),
+                variant=labels.get(link.variant_id) if link else None,
             )
         )
     return figures

@@ -16,6 +16,7 @@ from app.api.blueprint import ApiBlueprint
 from app.api.errors import ApiError
 from app.api.schemas import ClarionSchema as Schema
 from app.auth.models import Role
+from app.mailings.abtest.schemas import AbTestSchema
 from app.tracking import report_csv, reports
 
 reports_api = ApiBlueprint(
@@ -84,6 +85,10 @@ class ReportLinkSchema(Schema):
     unique = _count("Recipients who clicked the link.")
     unique_human = _count("Recipients who clicked the link as people.")
     human_rate = _rate("unique_human / delivered.")
+    variant = fields.Str(
+        allow_none=True,
+        metadata={"description": "The A/B variant whose own body holds the link; null: all."},
+    )
 
 
 class ReportGroupSchema(Schema):
@@ -127,6 +132,14 @@ class ReportSchema(Schema):
     rates = fields.Nested(ReportRatesSchema)
     timeline = fields.List(fields.Nested(ReportBucketSchema))
     links = fields.List(fields.Nested(ReportLinkSchema))
+    ab_test = fields.Nested(
+        AbTestSchema,
+        allow_none=True,
+        metadata={
+            "description": "The A/B test, when there is one: unique counts per variant, each "
+            "variant's probability to be best, and the winner (as GET …/ab-test)."
+        },
+    )
     breakdown = fields.List(
         fields.Nested(ReportGroupSchema),
         allow_none=True,

@@ -96,6 +96,10 @@ def test_stats_endpoint_reports_counts_to_analysts(client, tokens, api_token):
     body = response.get_json()
     assert body["opens"] == {"all": 2, "human": 1}
     assert body["deliveries"]["sent"] == 3
+    # Rates over the 3 delivered: 2 of 3 opened, 1 of them a person.
+    assert body["rates"]["open_rate"] == {"all": 2 / 3, "human": 1 / 3}
+    assert body["rates"]["click_rate"] == {"all": 0.0, "human": 0.0}
+    assert body["rates"]["bounce_rate"] == 0.0
     assert client.get(f"/api/v1/mailings/{mailing_id}/stats").status_code == 401
     missing = client.get("/api/v1/mailings/999999/stats", headers=api_token("analyst"))
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"

@@ -6,6 +6,7 @@ from jinja2 import TemplateError
 
 from app.config import Settings
 from app.links.tokens import TokenService
+from app.mailings.abtest.assignment import sources_of_variant
 from app.mailings.compose.recipients import build_factory, sender_of
 from app.mailings.compose.rendering import (
     Mode,
@@ -21,24 +22,29 @@ from app.mailings.compose.rendering import (
 from app.mailings.compose.schemas import MAX_TEST_ADDRESSES
 from app.mailings.compose.services import MailingError, address_problem
 from app.mailings.delivery.launch import known_custom_fields
-from app.mailings.models import Mailing
+from app.mailings.models import Mailing, MailingVariant
 from app.supporters.models import Supporter
 from mailers.message import Recipient
 from mailers.render import FreezeError, FrozenMailing
 from mailers.transport import DeliveryError, SmtpTransport, TemporaryFailure
 
 
-def preview(mailing: Mailing, supporter: Supporter | None, settings: Settings) -> dict:
-    """Render the mailing as `supporter` (or a sample person) would get it, changing nothing.
+def preview(
+    mailing: Mailing,
+    supporter: Supporter | None,
+    settings: Settings,
+    variant: MailingVariant | None = None,
+) -> dict:
+    """Render the mailing (or one A/B variant) as `supporter` (or a sample person) would get
+    it, changing nothing.
 
     Links go straight to their destinations and the open pixel is inert, so opening a preview
     records neither a click nor an open.
     """
     person = Person.of(supporter) if supporter else sample_person()
+    frozen = frozen_for_preview(mailing, settings, variant)
     try:
-        rendered = render_for(
-            frozen_for_preview(mailing, settings), mailing.id, person, Mode.PREVIEW, settings
-        )
+        rendered = render_for(frozen, mailing.id, person, Mode.PREVIEW, settings)
     except TemplateError as exc:  # e.g. a filter that cannot take this supporter's value
         raise MailingError(f"The mailing cannot be rendered for this supporter: {exc}") from exc
     return {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}
@@ -49,6 +55,7 @@ def test_send(
     addresses: list[str],
     settings: Settings,
     supporter: Supporter | None = None,
+    variant: MailingVariant | None = None,
 ) -> list[dict]:
     """Send "[TEST] " copies to a few addresses now; no deliveries, nothing counted.
 
@@ -56,9 +63,9 @@ def test_send(
     SMTP refusals are reported there, not raised.
     """
     addresses = _test_addresses(addresses)
-    frozen = in_mode(frozen_for_preview(mailing, settings), Mode.TEST)
+    frozen = in_mode(frozen_for_preview(mailing, settings, variant), Mode.TEST)
     try:
-        factory = build_factory(mailing, settings, frozen)
+        factory = build_factory(mailing, settings, frozen, variant)
     except ValueError as exc:  # a sender or unsubscribe address headers cannot carry
         raise MailingError(f"The message cannot be built: {exc}") from exc
     _, envelope_from = sender_of(mailing, settings)
@@ -115,13 +122,17 @@ def _test_addresses(addresses: list[str]) -> list[str]:
     return cleaned
 
 
-def frozen_for_preview(mailing: Mailing, settings: Settings) -> FrozenMailing:
-    """Return the mailing frozen: as stored once it was, else freshly and without storing it."""
+def frozen_for_preview(
+    mailing: Mailing, settings: Settings, variant: MailingVariant | None = None
+) -> FrozenMailing:
+    """Return the mailing (or the variant) frozen: as stored once it was, else freshly and
+    without storing it."""
     if mailing.frozen_at is not None:
-        return frozen_of(mailing)
+        return frozen_of(mailing, variant)
+    sources = sources_of_variant(mailing, variant) if variant else None
     try:
         return freeze_sources(
-            sources_of(mailing),
+            sources or sources_of(mailing),
             organisation_name=settings.organisation_name,
             postal_address=settings.postal_address,
             custom_fields=known_custom_fields(),

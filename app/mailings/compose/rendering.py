@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from app.config import PROJECT_ROOT, Settings
 from app.links.tokens import TokenService
 from app.links.urls import INERT_PIXEL_URL, recipient_urls
-from app.mailings.models import Mailing
+from app.mailings.models import Mailing, MailingVariant
 from app.supporters.models import Supporter
 from mailers.merge import allowed_fields
 from mailers.message import Recipient, merge_context
@@ -120,12 +120,16 @@ def freeze_sources(
     )
 
 
-def frozen_of(mailing: Mailing) -> FrozenMailing:
-    """Rebuild a frozen mailing from the sources and links stored when it was frozen."""
+def frozen_of(mailing: Mailing, variant: MailingVariant | None = None) -> FrozenMailing:
+    """Rebuild a frozen mailing (or one A/B variant of it, None: the mailing itself) from the
+    sources and links stored when it was frozen.
+
+    A variant stores only what it changes; the rest is the mailing's.
+    """
     return FrozenMailing.from_sources(
-        mailing.frozen_subject,
-        mailing.frozen_html,
-        mailing.frozen_text,
+        (variant and variant.frozen_subject) or mailing.frozen_subject,
+        (variant and variant.frozen_html) or mailing.frozen_html,
+        (variant and variant.frozen_text) or mailing.frozen_text,
         [(link.position, link.url, link.is_honeypot) for link in mailing.links],
     )
 

@@ -126,6 +126,10 @@ class MailingQuerySchema(PageArgsSchema):
 
 
 class PreviewQuerySchema(Schema):
+    variant = fields.Str(
+        validate=validate.OneOf(list("ABCDE")),
+        metadata={"description": "An A/B test's variant (A-E); default the mailing itself."},
+    )
     supporter_id = fields.Int(
         validate=validate.Range(min=1),
         metadata={"description": "Render as this supporter; default a sample person."},
@@ -153,6 +157,10 @@ class TestSendInSchema(Schema):
         allow_none=True,
         validate=validate.Range(min=1),
         metadata={"description": "Fill merge fields from this supporter; default a sample."},
+    )
+    variant = fields.Str(
+        validate=validate.OneOf(list("ABCDE")),
+        metadata={"description": "An A/B test's variant (A-E); default the mailing itself."},
     )
 
 

@@ -81,7 +81,7 @@ def create_mailing(data: dict) -> Mailing:
 
 def update_mailing(mailing: Mailing, data: dict) -> Mailing:
     """Change some fields of a draft, validating the mailing as it would then be."""
-    _require_draft(mailing, "edited")
+    require_draft(mailing, "edited")
     changes = _load(data)
     values = {key: getattr(mailing, key) for key in EDITABLE} | changes
     _validate(values)
@@ -93,7 +93,7 @@ def update_mailing(mailing: Mailing, data: dict) -> Mailing:
 
 def delete_mailing(mailing: Mailing) -> None:
     """Delete a draft; a mailing that was ever scheduled stays for its statistics."""
-    _require_draft(mailing, "deleted")
+    require_draft(mailing, "deleted")
     db.session.delete(mailing)
     db.session.flush()
 
@@ -104,7 +104,7 @@ def available_layouts() -> list[str]:
     return sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / "body.mjml").is_file())
 
 
-def _require_draft(mailing: Mailing, what: str) -> None:
+def require_draft(mailing: Mailing, what: str) -> None:
     if not mailing.is_editable:
         raise MailingError(
             f"Only a draft can be {what}; this mailing is {mailing.status.value}.",
@@ -227,7 +227,7 @@ def send_mailing(
     A mailing whose audience selects nobody is refused: it would go straight to "sent" with no
     recipients, which is almost always a mistake in the audience.
     """
-    _require_draft(mailing, "sent")
+    require_draft(mailing, "sent")
     if at is not None and at.tzinfo is None:
         raise MailingError("Give the send time with a timezone.", {"at": ["No timezone."]})
     if audience_size(mailing) == 0:

@@ -73,7 +73,9 @@ def cancel(mailing: Mailing, *, actor: str) -> None:
         update(Delivery)
         .where(
             Delivery.mailing_id == mailing.id,
-            Delivery.status.in_((DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)),
+            Delivery.status.in_(
+                (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.HELD)
+            ),
         )
         .values(status=DeliveryStatus.CANCELLED, next_attempt_at=None)
         .execution_options(synchronize_session=False)

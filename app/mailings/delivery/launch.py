@@ -11,6 +11,7 @@ from app.db import utcnow
 from app.errors import Conflict
 from app.extensions import db
 from app.jobs import START_MAILING, enqueue
+from app.mailings.abtest.assignment import freeze_variants, is_ab_tested, snapshot_split
 from app.mailings.compose.rendering import freeze_sources, sources_of
 from app.mailings.delivery.campaign_gate import CampaignGate, linked_campaign
 from app.mailings.delivery.fanout import enqueue_send_batches
@@ -119,13 +120,16 @@ def hold_scheduled_mailings_of(campaign_id: int) -> list[int]:
 
 
 def freeze_mailing(mailing: Mailing, settings: Settings) -> None:
-    """Render MJML → HTML → inlined CSS and the text part once, number the links, store them."""
-    frozen = freeze_sources(
-        sources_of(mailing),
-        organisation_name=settings.organisation_name,
-        postal_address=settings.postal_address,
-        custom_fields=known_custom_fields(),
-    )
+    """Render MJML → HTML → inlined CSS and the text part once, number the links, store them.
+
+    An A/B-tested mailing's variants are frozen with it.
+    """
+    options = {
+        "organisation_name": settings.organisation_name,
+        "postal_address": settings.postal_address,
+        "custom_fields": known_custom_fields(),
+    }
+    frozen = freeze_sources(sources_of(mailing), **options)
     mailing.frozen_subject = frozen.subject_source
     mailing.frozen_html = frozen.html_source
     mailing.frozen_text = frozen.text_source
@@ -134,6 +138,8 @@ def freeze_mailing(mailing: Mailing, settings: Settings) -> None:
         MailingLink(position=link.position, url=link.url, is_honeypot=link.is_honeypot)
         for link in frozen.links
     ]
+    if is_ab_tested(mailing):
+        freeze_variants(mailing, options)
 
 
 def audience_of(mailing: Mailing, *, mailable_only: bool = True):
@@ -153,9 +159,12 @@ def snapshot_audience(mailing: Mailing, batch_size: int) -> int:
     """Create one queued delivery per subscribed supporter in the audience, in one statement.
 
     Batch numbers are assigned in supporter-id order so each batch job reads a contiguous,
-    indexed range. Returns the number of deliveries created.
+    indexed range. Returns the number of deliveries created. An A/B test splits the audience
+    into its test portion and the rest (app/mailings/abtest/assignment.py).
     """
     audience = audience_of(mailing).subquery()
+    if is_ab_tested(mailing):
+        return snapshot_split(mailing, audience, batch_size)
     numbered = select(
         literal(mailing.id).label("mailing_id"),
         audience.c.id.label("supporter_id"),
@@ -226,5 +235,12 @@ def start_mailing(mailing_id: int, settings: Settings) -> bool:
         # treats deliveries as tiny and scans it whole for every group of sent rows.
         db.session.execute(text("ANALYZE deliveries"))
         db.session.commit()
-    enqueue_send_batches(settings, mailing, range(mailing.batch_count), generation=0)
+    # An A/B test sends its test portion now; the rest waits, held, for the winner.
+    first_batches = mailing.ab_test.test_batch_count if is_ab_tested(mailing) else None
+    enqueue_send_batches(
+        settings,
+        mailing,
+        range(mailing.batch_count if first_batches is None else first_batches),
+        generation=0,
+    )
     return True

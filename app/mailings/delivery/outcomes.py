@@ -28,7 +28,13 @@ log = logging.getLogger(__name__)
 
 MIN_ATTEMPTS_FOR_ERROR_RATE = 50
 # A delivery in one of these may still change; the others are where a delivery ends.
-UNSETTLED_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+# Held rows (an A/B test's rest of the audience) are unsettled too: they wait for the winner.
+UNSETTLED_STATUSES = (
+    DeliveryStatus.QUEUED,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.DEFERRED,
+    DeliveryStatus.HELD,
+)
 FINISHED_STATUSES = (MailingStatus.SENT, MailingStatus.CANCELLED)
 
 

@@ -20,6 +20,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
 from app.links.tokens import TokenService
+from app.mailings.abtest.assignment import is_ab_tested
 from app.mailings.compose.recipients import factories, sender_of
 from app.mailings.compose.rendering import Mode, Person, recipient_in, supporter_fields
 from app.mailings.delivery.outcomes import (
@@ -41,6 +42,7 @@ from app.mailings.models import (
 )
 from app.queues import redis_connection, redis_key
 from app.supporters.models import Supporter, may_be_mailed
+from mailers.message import MessageFactory
 from mailers.transport import PermanentFailure, SmtpTransport, TemporaryFailure
 
 log = logging.getLogger(__name__)
@@ -161,12 +163,12 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
         result.stopped_because = "mailing is not sending"
         return result
     # Everything the loop needs from the mailing, read once: ORM objects expire at each commit.
-    factory = factories.get(mailing, settings)
+    builders = _builders(mailing, settings)
     _, envelope_from = sender_of(mailing, settings)
     send_rate = mailing.send_rate
     ids = claim_rows(mailing_id, batch_no, settings.lease_seconds)
     result.claimed = len(ids)
-    addressees = _load_sendable(ids, result) if ids else {}
+    addressees = _load_sendable(ids, result, builders) if ids else {}
     remaining = [i for i in ids if i in addressees]
     if not remaining:
         finish_if_complete(mailing_id)
@@ -202,7 +204,7 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
                     slots.acquire(timeout=0)
                     lease_renewed = time.monotonic()
                 limiter.wait_for_slot()
-                person = addressees[delivery_id]
+                person, factory = addressees[delivery_id]
                 try:
                     recipient = recipient_in(Mode.SEND, mailing_id, person, settings, tokens)
                     built = factory.build(recipient)
@@ -240,11 +242,38 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
     return result
 
 
-def _load_sendable(ids: list[int], result: BatchResult) -> dict[int, Person]:
-    """Re-check suppression now: an unsubscribe since the snapshot stops this batch's mail."""
+def _builders(mailing: Mailing, settings: Settings) -> dict[int | None, MessageFactory]:
+    """The message builder for each variant a row may carry (None: no variant).
+
+    A mailing without an A/B test has one. In an A/B test the rows without a variant are the
+    rest of the audience, sent the winner once it is picked; a stopped variant has none, so
+    its rows go back to wait for the winner (see _load_sendable).
+    """
+    if not is_ab_tested(mailing):
+        return {None: factories.get(mailing, settings)}
+    builders = {
+        variant.id: factories.get(mailing, settings, variant)
+        for variant in mailing.variants
+        if variant.stopped_at is None
+    }
+    winner = mailing.ab_test.winner
+    if winner is not None:
+        builders[None] = factories.get(mailing, settings, winner)
+    return builders
+
+
+def _load_sendable(
+    ids: list[int], result: BatchResult, builders: dict[int | None, MessageFactory]
+) -> dict[int, tuple[Person, MessageFactory]]:
+    """Re-check suppression now: an unsubscribe since the snapshot stops this batch's mail.
+
+    Rows of a variant the A/B test's circuit breaker stopped are held again, without their
+    variant, to get the winner.
+    """
     rows = db.session.execute(
         select(
             Delivery.id.label("delivery_id"),
+            Delivery.variant_id,
             Supporter.id.label("supporter_id"),
             may_be_mailed().label("may_be_mailed"),
             Supporter.email,
@@ -260,11 +289,30 @@ def _load_sendable(ids: list[int], result: BatchResult) -> dict[int, Person]:
     ).all()
     sendable = {
         # The row has a supporter's attributes, which is all supporter_fields reads.
-        row.delivery_id: Person(row.supporter_id, row.email, supporter_fields(row))
+        row.delivery_id: (
+            Person(row.supporter_id, row.email, supporter_fields(row)),
+            builders[row.variant_id],
+        )
         for row in rows
-        if row.may_be_mailed
+        if row.may_be_mailed and row.variant_id in builders
     }
-    suppressed = [delivery_id for delivery_id, *_ in rows if delivery_id not in sendable]
+    held = [
+        row.delivery_id for row in rows if row.may_be_mailed and row.delivery_id not in sendable
+    ]
+    if held:
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(held))
+            .values(status=DeliveryStatus.HELD, variant_id=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        result.released += len(held)
+    suppressed = [
+        delivery_id
+        for delivery_id, *_ in rows
+        if delivery_id not in sendable and delivery_id not in held
+    ]
     if suppressed:
         db.session.execute(
             update(Delivery)
