@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     api.init_app(app)
     _register_api(api)
     _register_pages(app)
+    _register_osdi(app)
     _register_error_pages(app)
 
     from app.cli import register_commands
@@ -84,6 +85,7 @@ def _import_models() -> None:
     import app.auth.models  # noqa: F401
     import app.campaigns.models  # noqa: F401
     import app.mailings.models  # noqa: F401
+    import app.osdi.models  # noqa: F401
     import app.supporters.models  # noqa: F401
     import app.tracking.models  # noqa: F401
     import app.tracking.revocations  # noqa: F401
@@ -99,6 +101,13 @@ def _register_pages(app: Flask) -> None:
     from app.pages import register_pages
 
     register_pages(app)
+
+
+def _register_osdi(app: Flask) -> None:
+    # A plain blueprint beside the flask-smorest API: OSDI answers HAL+JSON in its own shapes.
+    from app.osdi.views import osdi
+
+    app.register_blueprint(osdi)
 
 
 def _register_error_pages(app: Flask) -> None:

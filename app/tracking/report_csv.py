@@ -76,7 +76,11 @@ def export_csv(mailing_id: int, table: str) -> Iterator[str]:
     if mailing is None:
         raise NotFound(f"No mailing with id {mailing_id}.")
     if table == "deliveries":
-        return _stream(DELIVERY_COLUMNS, _delivery_rows(mailing))
+        # Read the A/B test now: the rows stream after the view returned, when `mailing` may
+        # no longer be in a session (a lazy load then raises DetachedInstanceError).
+        test = mailing.ab_test
+        winner = test.winner.label if test is not None and test.winner is not None else ""
+        return _stream(DELIVERY_COLUMNS, _delivery_rows(mailing.id, test is not None, winner))
     if table == "events":
         return _stream(EVENT_COLUMNS, _event_rows(mailing_id))
     if table == "links":
@@ -102,8 +106,7 @@ class UnknownExport(Invalid):
     """A table other than deliveries, events or links was asked for."""
 
 
-def _delivery_rows(mailing: Mailing) -> Iterator[tuple]:
-    mailing_id = mailing.id
+def _delivery_rows(mailing_id: int, ab_tested: bool, winner: str) -> Iterator[tuple]:
     # Bounce reports are a small share of deliveries: grouped once, joined to each row.
     bounces = (
         select(
@@ -140,13 +143,11 @@ def _delivery_rows(mailing: Mailing) -> Iterator[tuple]:
         .order_by(Delivery.id)
         .execution_options(yield_per=ROWS_PER_PIECE)
     )
-    test = mailing.ab_test
-    winner = test.winner.label if test is not None and test.winner is not None else ""
     # Run when the download starts streaming, not in the view: a server-side cursor lives
     # only as long as its transaction, which can end between the view returning and the first
     # row being sent (the browser story caught it: "cursor does not exist").
     for delivery_id, email, status, position, *rest in db.session.execute(stmt):
-        if test is None:
+        if not ab_tested:
             variant = group = ""
         elif position is not None:
             variant, group = VARIANT_LABELS[position], "test"
