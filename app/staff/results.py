@@ -7,6 +7,7 @@ from flask import Response, abort, render_template, request, stream_with_context
 from app.auth.models import Role
 from app.staff.access import requires, staff_blueprint
 from app.staff.charts import Series, grouped_bars
+from app.staff.mailings.ab_summary import ab_summary
 from app.tracking import overview, report_csv, reports
 
 blueprint = staff_blueprint("staff_results", __name__, url_prefix="/staff/results")
@@ -50,6 +51,7 @@ def mailing(mailing_id: int):
         breakdown_labels=BREAKDOWN_LABELS,
         breakdown_error=breakdown_error,
         groups=reports.breakdown(mailing_id, by, ids) if by else None,
+        ab=ab_summary(report.mailing),
     )
 
 

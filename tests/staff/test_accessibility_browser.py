@@ -16,6 +16,7 @@ from datetime import timedelta
 import pyotp
 import pytest
 from flask import url_for
+from sqlalchemy import select, update
 
 from app.auth import accounts, audit
 from app.auth.models import Role
@@ -23,9 +24,15 @@ from app.auth.services import create_token
 from app.campaigns.services import record_action
 from app.db import utcnow
 from app.extensions import db
-from app.mailings.models import MailingStatus
+from app.links.tokens import LinkClaims
+from app.mailings.abtest.design import configure_ab_test
+from app.mailings.delivery.launch import request_send, start_mailing
+from app.mailings.models import AbTest, Delivery, DeliveryStatus, Mailing, MailingStatus
 from app.supporters import groups, importer
 from app.supporters.models import ListMembership
+from app.tracking.machine import Verdict
+from app.tracking.models import EventKind
+from app.tracking.services import record_event
 from tests.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from tests.factories import (
     make_campaign,
@@ -34,6 +41,7 @@ from tests.factories import (
     make_mailing,
     make_sent_mailing,
     make_supporter,
+    make_supporters,
 )
 from tests.staff.conftest import PASSWORD
 
@@ -71,6 +79,13 @@ PER_PAGE_ARGUMENTS = {
 SECOND_LOOKS = [
     ("staff_mailings.show", "sent", {"mailing_id": "sent_mailing_id"}, 200),
     ("staff_mailings.show", "scheduled", {"mailing_id": "scheduled_mailing_id"}, 200),
+    # An A/B test set up on a draft (its variants, previews with the variant switch, the split
+    # on the check page), and one waiting for its winner (figures, "Send B to the rest").
+    ("staff_mailings.ab_test", "configured", {"mailing_id": "ab_draft_mailing_id"}, 200),
+    ("staff_mailings.show", "ab-draft", {"mailing_id": "ab_draft_mailing_id"}, 200),
+    ("staff_mailings.check", "ab-draft", {"mailing_id": "ab_draft_mailing_id"}, 200),
+    ("staff_mailings.show", "ab-waiting", {"mailing_id": "ab_sending_mailing_id"}, 200),
+    ("staff_results.mailing", "ab-waiting", {"mailing_id": "ab_sending_mailing_id"}, 200),
     ("staff_account.reset_password", "bad-link", {"token": "forged_token"}, 400),
 ]
 # Forms sent back with their errors: (screenshot name, path, {field selector: value}, button).
@@ -78,6 +93,12 @@ FORMS_WITH_ERRORS = [
     ("invite-errors", "/staff/admin/users/invite", {"#email": "x"}, "Send the invitation"),
     ("two-factor-errors", "/staff/account/two-factor", {"#code": "x"}, "Turn on two-factor"),
     ("mailing-errors", "/staff/mailings/new", {"#body_mjml": "<mj-section>{{ x.y }}"}, "Create"),
+    (
+        "ab-test-errors",
+        "/staff/mailings/{mailing_id}/ab-test",
+        {"#test_percent": "1", "#variants-0-subject": "{{ x.y }}"},
+        "Set up the A/B test",
+    ),
     ("segment-errors", "/staff/supporters/segments/new", {}, "Save segment"),
     ("upload-errors", "/staff/imports/new", {}, "Upload and preview"),
     ("list-errors", "/staff/supporters/lists", {}, "Create list"),
@@ -155,10 +176,52 @@ def seed_one_of_everything(settings, make_staff_user) -> Seeded:
         "forged_token": "forged",
     }
     db.session.commit()
+    values |= seed_ab_tests(settings)
     values["import_id"] = finished_import_with_a_rejected_row(settings)
     # An upload waiting at its preview; `token` names it.
     values["token"] = importer.store_upload(io.BytesIO(b"email\nann@example.org\n"), settings).stem
     return Seeded(values, admin.email, two_factor.email, two_factor.totp_secret)
+
+
+def seed_ab_tests(settings) -> dict[str, int]:
+    """A draft with an A/B test, and a sent test waiting for staff to pick (committed)."""
+    audience = make_list("A/B audience")
+    make_supporters(6, mailing_list=audience, prefix="ab")
+    variants = [{}, {"subject": "Three children wait, {{ first_name | default('friend') }}"}]
+    mailings = {}
+    for key, selection in (("ab_draft_mailing_id", "auto"), ("ab_sending_mailing_id", "manual")):
+        mailing = make_mailing(audience, name=f"A/B {selection}")
+        configure_ab_test(
+            mailing,
+            {"test_fraction": 0.5, "wait_minutes": 240, "selection": selection, "metric": "opens"}
+            | {"variants": variants},
+            actor="staff:seed",
+        )
+        mailings[key] = mailing.id
+    db.session.commit()
+    sending = db.session.get(Mailing, mailings["ab_sending_mailing_id"])
+    request_send(sending, settings)
+    db.session.commit()
+    assert start_mailing(sending.id, settings)
+    # As if the test share was sent, a person opened B, and the wait is over.
+    tested = Delivery.variant_id.is_not(None) & (Delivery.mailing_id == sending.id)
+    db.session.execute(
+        update(Delivery).where(tested).values(status=DeliveryStatus.SENT, sent_at=utcnow())
+    )
+    b = sending.variants[1]
+    opener = db.session.scalar(select(Delivery.supporter_id).where(Delivery.variant_id == b.id))
+    record_event(
+        EventKind.OPEN,
+        LinkClaims(sending.id, opener),
+        Verdict(machine=False, reason="", ua_class="browser"),
+    )
+    db.session.execute(
+        update(AbTest)
+        .where(AbTest.mailing_id == sending.id)
+        .values(decide_at=utcnow(), note="The test is over: pick the winner.")
+    )
+    db.session.commit()
+    return mailings
 
 
 def finished_import_with_a_rejected_row(settings) -> int:

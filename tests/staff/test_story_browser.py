@@ -1,8 +1,10 @@
 """The staff app's whole story in a real browser, with a real `clarion worker` doing the jobs.
 
 An admin signs in and invites a campaigner and an analyst; the campaigner imports supporters,
-turns a pasted Urgent Action into a campaign, writes the alert, tests it and sends it; a
-supporter acts on it and unsubscribes; the analyst reads the results and cannot send.
+turns a pasted Urgent Action into a campaign, writes the alert, A/B tests two subjects, tests
+it and sends it; the supporter who got subject B opens it, and the clock picks B on its own and
+sends it to the rest; a supporter acts on it and unsubscribes; the analyst reads the results
+(the variants too) and cannot send.
 
 The app is served on a loopback port (`live`) and a worker process runs imports, sends, letters,
 staff mails and the clock (which drains buffered tracking events), all against committed rows:
@@ -19,11 +21,14 @@ from datetime import date, timedelta
 from email.message import EmailMessage
 
 import pytest
+from sqlalchemy import update
 
 from app.auth.accounts import generate_password
 from app.auth.models import Role
 from app.campaigns.models import Letter, LetterStatus
+from app.db import utcnow
 from app.extensions import db
+from app.mailings.models import AbTest
 from app.supporters.models import SubscriptionStatus, Supporter
 from tests.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from tests.worker_processes import WorkerProcess, wait_until, worker_env
@@ -46,6 +51,24 @@ BAD_EMAIL = "ruth.at.example.org"  # no @: the one row the import rejects
 AMARA = SUPPORTERS[0][0]
 ICE_MAILBOX = "todd.lyons@ice.example"  # reserved domain: the letter reaches the sink only
 MAILING_NAME = "28 children: act now"
+SUBJECT_A = (
+    '{{ first_name | default("Friend") }}, 28 children and their parents face imminent'
+    " deportation — act now"
+)
+SUBJECT_B = (
+    '{{ first_name | default("Friend") }}, three children are waiting for their parents —'
+    " write to ICE today"
+)
+# What a person's own browser or mail app sends (the story's Chromium says "HeadlessChrome",
+# which the tracker rightly counts as a machine), and Apple Mail Privacy Protection's fetch.
+PERSONS_BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+APPLE_PRIVACY_PROXY = "Mozilla/5.0"
+
+
+def _subject(template: str, first_name: str) -> str:
+    return template.replace('{{ first_name | default("Friend") }}', first_name)
+
+
 ALERT_BODY = """<mj-section><mj-column><mj-text>
 <p>{{ first_name | default("Friend") }}: as I write to you, 28 children and their parents are
 at high risk of being deported any day now.</p>
@@ -115,6 +138,18 @@ class Story:
             return found[-1].message if found else None
 
         return wait_until(arrived, timeout, 0.1, f"mail to {address}", workers=[self.worker])
+
+    def wait_for_mailing(self, count: int, timeout: float = 60) -> dict[str, EmailMessage]:
+        """The mailing's messages to the story's supporters, once `count` have arrived."""
+        supporters = {email for email, *_ in SUPPORTERS}
+
+        def arrived():
+            found = {
+                m.rcpt_tos[0]: m.message for m in self.sink.messages if m.rcpt_tos[0] in supporters
+            }
+            return found if len(found) >= count else None
+
+        return wait_until(arrived, timeout, 0.1, f"{count} supporters' mail", workers=[self.worker])
 
 
 def _reload_until(page, check, timeout: float = 20, message: str = "the page to show it"):
@@ -263,10 +298,7 @@ def _campaigner_writes_and_sends(story, page, campaign_id: int) -> int:
     _nav(page, "Mailings")
     page.get_by_role("link", name="Write an alert").first.click()
     page.get_by_label("Name (staff only)").fill(MAILING_NAME)
-    page.get_by_label("Subject", exact=True).fill(
-        '{{ first_name | default("Friend") }}, 28 children and their parents face imminent'
-        " deportation — act now"
-    )
+    page.get_by_label("Subject", exact=True).fill(SUBJECT_A)
     page.get_by_label("Body (MJML)").fill(ALERT_BODY)
     page.get_by_label("Campaign its action links open").select_option(str(campaign_id))
     include = page.get_by_role("group", name="Members of any of these lists")
@@ -284,39 +316,145 @@ def _campaigner_writes_and_sends(story, page, campaign_id: int) -> int:
     expect(page.frame_locator("iframe.preview-frame.desktop").get_by_text("Amara:")).to_be_visible()
     story.shot(page, "alert-preview-as-amara")
 
+    _campaigner_sets_up_the_ab_test(story, page)
+
     page.get_by_role("link", name=MAILING_NAME).click()
     page.get_by_label("Send a test to").fill(CAMPAIGNER)
+    page.get_by_label("Variant to send").select_option("B")
     page.get_by_role("button", name="Send test").click()
     expect(page.get_by_role("table", name="Test results")).to_contain_text("sent")
     test_copy = story.mail_to(CAMPAIGNER)
-    assert test_copy["Subject"].startswith("[TEST] ")
-    assert "28 children" in test_copy["Subject"]
+    assert test_copy["Subject"] == "[TEST] " + _subject(SUBJECT_B, "Jane")
     story.shot(page, "alert-test-sent")
 
-    page.get_by_role("link", name="Check and send…").click()
+    page.get_by_role("link", name="Check and send…").first.click()
     recipients = page.locator("dt", has_text="Recipients").locator("xpath=following-sibling::dd[1]")
     expect(recipients).to_contain_text("5 subscribed supporters")
+    # 40 % of 5 is 2: one supporter gets A, one gets B, and the other 3 wait for the winner.
+    expect(page.locator(".ab-split")).to_contain_text(
+        "40 % of the audience, 2 of 5, is split at random between A and B (1 each). After 5"
+        " minutes the variant with the most people who opened goes to the other 3, picked"
+        " automatically."
+    )
     story.shot(page, "pre-send-check")
     page.get_by_role("button", name="Send to 5 supporters").click()  # the confirm is accepted
     expect(page.get_by_text("Sending has started.")).to_be_visible()
-    # The page polls its progress panel (htmx) while the worker sends.
+    # The page polls its progress panel (htmx) while the worker sends the test share; the
+    # others are held for the winner.
+    expect(page.locator("#progress")).to_contain_text("Held for the A/B winner", timeout=30_000)
+    page.reload()
+    expect(page.locator(".ab-state")).to_contain_text(
+        "of 5 split between A and B (2 recipients); the other 3 get the winner"
+    )
+    expect(page.locator(".ab-state")).to_contain_text("Testing until")
+    story.shot(page, "alert-ab-testing")
+    return mailing_id
+
+
+def _campaigner_sets_up_the_ab_test(story, page) -> None:
+    """Two subjects for 40 % of the audience; after 5 minutes the most openers win on their own."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Set up an A/B test…").click()
+    variant_b = page.get_by_role("group", name="Variant B")
+    variant_b.get_by_label("Subject").fill(SUBJECT_B)
+    page.get_by_label("Test share (% of the audience)").fill("40")
+    page.get_by_label("Wait before picking the winner").fill("5")
+    page.get_by_label("Unit").select_option("minutes")
+    page.get_by_role("group", name="The winner is the variant with the most").get_by_label(
+        "people who opened"
+    ).check()
+    page.get_by_label("Clarion, automatically when the wait is over").check()
+    story.shot(page, "alert-ab-test")
+    page.get_by_role("button", name="Set up the A/B test").click()
+    expect(page.get_by_text("A/B test saved.")).to_be_visible()
+    expect(variant_b.get_by_label("Subject")).to_have_value(SUBJECT_B)
+
+    # The preview shows one variant at a time.
+    page.get_by_role("navigation", name="Variant to preview").get_by_role(
+        "link", name="Variant B"
+    ).click()
+    expect(page.get_by_role("heading", name="Preview of variant B")).to_be_visible()
+    page.locator("iframe.preview-frame.desktop").scroll_into_view_if_needed()
+    expect(page.frame_locator("iframe.preview-frame.desktop").get_by_text("Jane:")).to_be_visible()
+    story.shot(page, "alert-ab-preview-b")
+
+
+def _the_test_share_reads_and_the_clock_picks_b(story, browser, page, mailing_id: int) -> None:
+    """B's reader opens the mail, A's only through a privacy proxy; the clock then picks B."""
+    from playwright.sync_api import expect
+
+    names = {email: first for email, first, _, _ in SUPPORTERS}
+    test_share = story.wait_for_mailing(2)
+    subjects = {address: m["Subject"] for address, m in test_share.items()}
+    [b_reader] = [a for a, subject in subjects.items() if subject == _subject(SUBJECT_B, names[a])]
+    [a_reader] = set(test_share) - {b_reader}
+    assert subjects[a_reader] == _subject(SUBJECT_A, names[a_reader]), subjects
+
+    # B's reader opens the mail in their own mail app, which loads its images.
+    reader = browser.new_context(user_agent=PERSONS_BROWSER).new_page()
+    html = test_share[b_reader].get_body(("html",)).get_content()
+    with reader.expect_response(re.compile(r"/o/[^/]+\.gif")) as pixel:
+        reader.set_content(html, wait_until="load")
+    assert pixel.value.ok
+    reader.context.close()
+    # A's reader never looks; their Apple Mail fetches the images anyway: a machine's open.
+    pixel_url = re.search(
+        r'src="([^"]+/o/[^"]+\.gif)"', test_share[a_reader].get_body(("html",)).get_content()
+    ).group(1)
+    assert page.request.get(pixel_url, headers={"User-Agent": APPLE_PRIVACY_PROXY}).ok
+
+    def opens(row: str, column: str) -> str:
+        cell = page.locator(
+            f'table.ab-variants tr[data-variant="{row}"] td[data-figure="{column}"]'
+        )
+        return cell.inner_text().strip()
+
+    _reload_until(
+        page,
+        lambda p: (opens("A", "human_opens"), opens("B", "human_opens")) == ("0", "1"),
+        message="B's open to be counted",
+    )
+    story.shot(page, "alert-ab-b-leads")
+
+    # Rather than sleep through the 5 minutes' wait, the story moves the test's decision time
+    # to now, as if they had passed: the worker's clock (every second here) then picks the
+    # winner on its own, as it would have. (A shorter wait would not save the move: the
+    # shortest is a minute, and the open must be counted before the clock decides.)
+    db.session.execute(
+        update(AbTest).where(AbTest.mailing_id == mailing_id).values(decide_at=utcnow())
+    )
+    db.session.commit()
+
+    # Once the rest is sent the progress panel reloads the page: the test is decided.
     expect(page.locator("#progress .badge")).to_have_text("sent", timeout=60_000)
     expect(page.locator("#progress")).to_contain_text("5 of 5 done")
+    state = page.locator(".ab-state")
+    expect(state).to_contain_text("B won with a")
+    expect(state).to_contain_text("probability to be best, picked automatically at")
+    expect(state).to_contain_text("sent to the other 3.")
     # Once sent, the whole page shows it: no stale status, no Pause or Cancel left to press.
     expect(page.locator(".facts .badge").first).to_have_text("sent")
     expect(page.get_by_role("button", name="Pause sending")).to_have_count(0)
     expect(page.get_by_role("button", name="Cancel for good")).to_have_count(0)
-    story.shot(page, "alert-sent")
-    return mailing_id
+    expect(page.get_by_role("button", name=re.compile("to the rest$"))).to_have_count(0)
+    story.shot(page, "alert-sent-b-won")
+
+    # The other three got the winner's subject.
+    everyone = story.wait_for_mailing(5)
+    rest = {a: m for a, m in everyone.items() if a not in test_share}
+    assert sorted(rest) == sorted(set(names) - set(test_share))
+    assert {a: m["Subject"] for a, m in rest.items()} == {
+        a: _subject(SUBJECT_B, names[a]) for a in rest
+    }
 
 
 def _supporter_acts_and_unsubscribes(story, browser) -> None:
     from playwright.sync_api import expect
 
     mail = story.mail_to(AMARA)
-    assert mail["Subject"] == (
-        "Amara, 28 children and their parents face imminent deportation — act now"
-    )
+    # In the test share Amara got A or B; after it, the winner B.
+    assert mail["Subject"] in (_subject(SUBJECT_A, "Amara"), _subject(SUBJECT_B, "Amara"))
     html = mail.get_body(("html",)).get_content()
     action_url = re.search(rf'href="({re.escape(story.base_url)}/a/[^"]+)"', html).group(1)
     unsubscribe_url = re.search(r"<(http[^>]+)>", mail["List-Unsubscribe"]).group(1)
@@ -353,6 +491,10 @@ def _analyst_reads_results(story, page, mailing_id: int) -> None:
         lambda p: {key: _figure(p, key) for key in expected} == expected,
         message=f"results {expected}",
     )
+    variants = page.locator("#variants")
+    expect(variants.locator(".ab-state")).to_contain_text("B won with a")
+    expect(variants.locator('tr[data-variant="B"]')).to_contain_text("winner")
+    expect(variants.locator(".p-value")).to_have_text(re.compile(r"\d\.\d{3}$"))
     story.shot(page, "analyst-results")
 
     # The analyst takes the per-recipient outcomes away as a CSV: five rows, Amara acted and
@@ -419,6 +561,7 @@ def test_staff_story_from_invitation_to_results(app, live, smtp_sink, test_datab
                 _campaigner_imports(story, campaigner)
                 campaign_id = _campaigner_creates_the_campaign(story, campaigner, deadline)
                 mailing_id = _campaigner_writes_and_sends(story, campaigner, campaign_id)
+                _the_test_share_reads_and_the_clock_picks_b(story, browser, campaigner, mailing_id)
                 _supporter_acts_and_unsubscribes(story, browser)
                 _analyst_reads_results(story, analyst, mailing_id)
             finally:

@@ -16,7 +16,7 @@ from app.staff.access import requires
 from app.staff.forms import add_errors, add_form_errors, show_on_fields
 from app.staff.mailings import blueprint
 from app.staff.mailings.forms import AUDIENCE_KEYS, MailingForm
-from app.staff.mailings.views import mailing_or_404, preview_supporter
+from app.staff.mailings.views import mailing_or_404, preview_supporter, preview_variant
 from mailers.merge import FREEZE_FIELDS, PER_RECIPIENT_URLS, STANDARD_FIELDS, html_env
 
 _LINE = re.compile(r"line (\d+): ")
@@ -77,6 +77,7 @@ def _editor(form: MailingForm, mailing: Mailing | None):
         merge_fields=_merge_fields(),
         merge_filters=sorted(html_env.filters),
         preview_as=preview_supporter(),
+        preview_variant=preview_variant(mailing) if mailing else None,
     ), status
 
 

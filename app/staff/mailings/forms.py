@@ -1,21 +1,35 @@
-"""The forms of the Mailings pages: the editor, a test send, and send now or later."""
+"""The forms of the Mailings pages: the editor, an A/B test, a test send, and send now or later."""
 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    FieldList,
     FloatField,
+    Form,
+    FormField,
+    IntegerField,
+    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
     widgets,
 )
-from wtforms.validators import Length, Optional
+from wtforms.validators import InputRequired, Length, Optional
 
 from app.campaigns.services import all_campaigns
+from app.mailings.abtest.results import METRIC_NAMES
 from app.mailings.compose import checks, services
 from app.mailings.compose.schemas import MAX_TEST_ADDRESSES
+from app.mailings.models import (
+    MAX_VARIANTS,
+    VARIANT_FIELDS,
+    VARIANT_LABELS,
+    AbMetric,
+    AbSelection,
+    AbTest,
+)
 
 AUDIENCE_KEYS = (
     "include_lists",
@@ -98,12 +112,136 @@ class MailingForm(FlaskForm):
         return data
 
 
+class VariantForm(Form):
+    """What one variant changes; a field left empty is the mailing's own (variant A's)."""
+
+    subject = StringField("Subject", validators=[Length(max=998)])
+    from_name = StringField("From name", validators=[Length(max=200)])
+    preheader = StringField("Preheader", validators=[Length(max=300)])
+    body_mjml = TextAreaField("Body (MJML)", render_kw={"class": "code variant-body", "rows": 8})
+    body_text = TextAreaField("Plain-text part", render_kw={"rows": 4})
+
+    def changes(self) -> dict:
+        return {name: self[name].data or None for name in VARIANT_FIELDS}
+
+
+WAIT_UNITS = {"minutes": 1, "hours": 60}
+# Rates are shown and typed in percent; the services keep fractions (0.2 = 20 %).
+PERCENT_FIELDS = {
+    "test_percent": "test_fraction",
+    "min_confidence": "min_confidence",
+    "max_unsubscribe_percent": "max_unsubscribe_rate",
+    "max_complaint_percent": "max_complaint_rate",
+}
+
+
+def _percent(fraction: float | None) -> float | int | None:
+    if fraction is None:
+        return None
+    value = round(fraction * 100, 4)  # 0.07 * 100 is 7.000000000000001
+    return int(value) if value.is_integer() else value
+
+
+class AbTestForm(FlaskForm):
+    """A draft's A/B test: A is the mailing as written, B-E what they change."""
+
+    # B, C, D, E: a variant is in the test when anything in it (or in a later one) is filled.
+    variants = FieldList(
+        FormField(VariantForm), min_entries=MAX_VARIANTS - 1, max_entries=MAX_VARIANTS - 1
+    )
+    test_percent = FloatField(
+        "Test share (% of the audience)",
+        default=20,
+        validators=[InputRequired("Give the share of the audience that tests, in percent.")],
+    )
+    wait = IntegerField(
+        "Wait before picking the winner",
+        default=4,
+        validators=[InputRequired("Say how long the test runs before the winner is picked.")],
+    )
+    wait_unit = SelectField("Unit", choices=list(zip(WAIT_UNITS, WAIT_UNITS, strict=True)))
+    metric = RadioField(
+        "The winner is the variant with the most",
+        choices=[(m.value, METRIC_NAMES[m]) for m in AbMetric],
+        default=AbMetric.CLICKS.value,
+    )
+    selection = RadioField(
+        "Who picks the winner",
+        choices=[
+            (AbSelection.AUTO.value, "Clarion, automatically when the wait is over"),
+            (AbSelection.MANUAL.value, "Staff, by hand: the rest waits until someone picks"),
+        ],
+        default=AbSelection.AUTO.value,
+    )
+    min_confidence = FloatField(
+        "Minimum confidence (% probability to be best, optional)", validators=[Optional()]
+    )
+    max_unsubscribe_percent = FloatField(
+        "Stop a variant whose unsubscribe rate passes (%, optional)", validators=[Optional()]
+    )
+    max_complaint_percent = FloatField(
+        "Stop a variant whose complaint rate passes (%, optional)", validators=[Optional()]
+    )
+    breaker_min_sent = IntegerField(
+        "…once it was sent to at least (recipients)",
+        default=100,
+        validators=[InputRequired("Say after how many sent the limits apply.")],
+    )
+
+    def fill_from(self, test: AbTest, variants: list[dict]) -> None:
+        """Show a saved test (on GET): its settings, and B-E as they are stored."""
+        self.test_percent.data = _percent(test.test_fraction)
+        hours, minutes = divmod(test.wait_minutes, 60)
+        unit = "hours" if hours and not minutes else "minutes"
+        self.wait.data = test.wait_minutes // WAIT_UNITS[unit]
+        self.wait_unit.data = unit
+        self.metric.data = test.metric
+        self.selection.data = test.selection
+        self.min_confidence.data = _percent(test.min_confidence)
+        self.max_unsubscribe_percent.data = _percent(test.max_unsubscribe_rate)
+        self.max_complaint_percent.data = _percent(test.max_complaint_rate)
+        self.breaker_min_sent.data = test.breaker_min_sent
+        for entry, variant in zip(self.variants.entries, variants[1:], strict=False):
+            for name in VARIANT_FIELDS:
+                entry.form[name].data = variant[name] or ""
+
+    def ab_test_data(self) -> dict:
+        """The test as configure_ab_test takes it."""
+        changes = [entry.form.changes() for entry in self.variants.entries]
+        # Up to the last variant with a change, at least B: an empty variant in between is
+        # sent too, so the service says where it is ("the same as variant A").
+        used = max((i for i, c in enumerate(changes) if any(c.values())), default=0) + 1
+
+        def fraction(name: str) -> float | None:
+            value = self[name].data
+            return None if value is None else value / 100
+
+        return {
+            "test_fraction": fraction("test_percent"),
+            "wait_minutes": self.wait.data * WAIT_UNITS.get(self.wait_unit.data, 1),
+            "metric": self.metric.data,
+            "selection": self.selection.data,
+            "min_confidence": fraction("min_confidence"),
+            "max_unsubscribe_rate": fraction("max_unsubscribe_percent"),
+            "max_complaint_rate": fraction("max_complaint_percent"),
+            "breaker_min_sent": self.breaker_min_sent.data,
+            "variants": [{}, *changes[:used]],
+        }
+
+
+def variant_label(index: int) -> str:
+    """The letter of the form's variants entry `index` (entry 0 is B: A is the mailing)."""
+    return VARIANT_LABELS[index + 1]
+
+
 class TestSendForm(FlaskForm):
     to = TextAreaField(
         f"Send a test to (one address per line, at most {MAX_TEST_ADDRESSES})",
         render_kw={"rows": 3},
     )
     as_email = StringField("Fill merge fields from the supporter with this email (optional)")
+    # Offered only for an A/B-tested mailing (the view sets the choices); the view checks it.
+    variant = SelectField("Variant to send", validate_choice=False)
 
 
 class SendForm(FlaskForm):

@@ -15,6 +15,7 @@ from app.mailings.delivery import control
 from app.mailings.models import Mailing
 from app.staff.access import actor, requires
 from app.staff.mailings import blueprint
+from app.staff.mailings.ab_summary import audience_split
 from app.staff.mailings.forms import SendForm
 from app.staff.mailings.views import mailing_or_404, settings
 
@@ -35,10 +36,12 @@ def _send_form(**kwargs) -> SendForm:
 
 
 def _check_page(mailing: Mailing, form: SendForm, problem: str | None = None, status: int = 200):
+    check = checks.pre_send_check(mailing, settings()) if mailing.is_editable else None
     return render_template(
         "staff/mailings/check.html",
         mailing=mailing,
-        check=checks.pre_send_check(mailing, settings()) if mailing.is_editable else None,
+        check=check,
+        split=audience_split(mailing, check.recipients) if check else None,
         form=form,
         problem=problem,
     ), status

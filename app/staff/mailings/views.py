@@ -10,17 +10,21 @@ from app.errors import DomainError
 from app.extensions import db
 from app.mailings.compose import checks, previews, services
 from app.mailings.compose.schemas import STATUSES
-from app.mailings.models import Mailing, MailingStatus
+from app.mailings.models import Mailing, MailingStatus, MailingVariant
 from app.security import parse_id
 from app.staff.access import actor, requires
 from app.staff.forms import flatten_messages
 from app.staff.mailings import blueprint
+from app.staff.mailings.ab_summary import ab_summary
 from app.staff.mailings.forms import TestSendForm
 from app.supporters.models import Supporter
 from app.supporters.services import find_by_email
 
 PAGE_SIZE = 25
 LIVE_STATUSES = (MailingStatus.SCHEDULED, MailingStatus.SENDING)
+# Pages (their endpoints) the preview area's "Preview as" form may return to, for a draft;
+# otherwise it returns to the mailing's page.
+PREVIEW_PAGES = frozenset({"edit", "ab_test"})
 # The rendered mail is staff-written HTML on the staff origin: no scripts, no same-origin
 # access, and only our own pages may frame it (the app's default forbids all framing).
 PREVIEW_HEADERS = {
@@ -61,6 +65,8 @@ def show(mailing_id: int):
 
 
 def _mailing_page(mailing: Mailing, test_form: TestSendForm, results=None, status: int = 200):
+    variant = preview_variant(mailing)
+    _offer_variants(test_form, mailing, variant)
     return render_template(
         "staff/mailings/show.html",
         mailing=mailing,
@@ -70,7 +76,15 @@ def _mailing_page(mailing: Mailing, test_form: TestSendForm, results=None, statu
         test_form=test_form,
         results=results,
         preview_as=preview_supporter(),
+        preview_variant=variant,
+        ab=ab_summary(mailing),
     ), status
+
+
+def _offer_variants(form: TestSendForm, mailing: Mailing, shown: MailingVariant | None) -> None:
+    form.variant.choices = [(v.label, f"Variant {v.label}") for v in mailing.variants]
+    if shown is not None and not form.variant.raw_data:
+        form.variant.data = shown.label  # the test send offers the variant being previewed
 
 
 @blueprint.get("/<int:mailing_id>/progress")
@@ -98,8 +112,12 @@ def preview(mailing_id: int):
     mailing = mailing_or_404(mailing_id)
     supporter_id = parse_id(request.args.get("supporter_id", ""))
     supporter = db.session.get(Supporter, supporter_id) if supporter_id else None
+    label = request.args.get("variant") or None
+    variant = variant_of(mailing, label) if label else None
+    if label and variant is None:
+        abort(404, f"Mailing {mailing.id} has no variant {label[:5]!r}.")
     try:
-        body, status = previews.preview(mailing, supporter, settings())["html"], 200
+        body, status = previews.preview(mailing, supporter, settings(), variant)["html"], 200
     except DomainError as exc:
         body = render_template("staff/mailings/_preview_problem.html", message=exc.message)
         status = exc.status
@@ -116,10 +134,16 @@ def preview_as(mailing_id: int):
     supporter = find_by_email(email) if email else None
     if email and supporter is None:
         flash(f"No supporter has the address {email!r}; showing the sample person.", "error")
-    back = request.form.get("back") == "edit" and mailing.is_editable
-    target = ".edit" if back else ".show"
+    back = request.form.get("back", "")
+    target = f".{back}" if back in PREVIEW_PAGES and mailing.is_editable else ".show"
+    variant = variant_of(mailing, request.form.get("variant", ""))
     return redirect(
-        url_for(target, mailing_id=mailing.id, supporter_id=supporter.id if supporter else None)
+        url_for(
+            target,
+            mailing_id=mailing.id,
+            supporter_id=supporter.id if supporter else None,
+            variant=variant.label if variant else None,
+        )
         + "#preview"
     )
 
@@ -131,6 +155,12 @@ def test_send(mailing_id: int):
     form = TestSendForm()
     if not form.validate_on_submit():
         return _mailing_page(mailing, form, status=422)
+    variant = None
+    if mailing.variants:
+        variant = variant_of(mailing, form.variant.data or "")
+        if variant is None:
+            form.variant.errors = ["Choose one of the variants."]
+            return _mailing_page(mailing, form, status=422)
     supporter = None
     as_email = (form.as_email.data or "").strip()[:320]
     if as_email:
@@ -140,7 +170,9 @@ def test_send(mailing_id: int):
             return _mailing_page(mailing, form, status=422)
     addresses = (form.to.data or "").splitlines()
     try:
-        results = previews.test_send(mailing, addresses, settings(), supporter=supporter)
+        results = previews.test_send(
+            mailing, addresses, settings(), supporter=supporter, variant=variant
+        )
     except DomainError as exc:
         form.to.errors = flatten_messages(exc.details.get("to") or []) or [exc.message]
         return _mailing_page(mailing, form, status=exc.status)
@@ -150,7 +182,8 @@ def test_send(mailing_id: int):
         "test_sent",
         subject_type="mailing",
         subject_id=mailing.id,
-        detail=f"{sent} of {len(results)} test messages sent",
+        detail=f"{sent} of {len(results)} test messages sent"
+        + (f" (variant {variant.label})" if variant else ""),
     )
     db.session.commit()
     return _mailing_page(mailing, form, results=results)
@@ -171,6 +204,17 @@ def preview_supporter() -> Supporter | None:
     """The supporter the previews fill merge fields from (?supporter_id=), if any."""
     supporter_id = parse_id(request.args.get("supporter_id", ""))
     return db.session.get(Supporter, supporter_id) if supporter_id else None
+
+
+def variant_of(mailing: Mailing, label: str) -> MailingVariant | None:
+    return next((v for v in mailing.variants if v.label == label.strip().upper()), None)
+
+
+def preview_variant(mailing: Mailing) -> MailingVariant | None:
+    """The A/B variant the previews show (?variant=B); A when none or an unknown one is asked."""
+    if not mailing.variants:
+        return None
+    return variant_of(mailing, request.args.get("variant", "")) or mailing.variants[0]
 
 
 def settings():

@@ -195,3 +195,29 @@ def test_send_then_pick_by_hand_through_the_api(
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "ab_winner_picked"))
     assert entry is not None and "variant B picked by token:" in entry.detail
     assert db.session.get(Mailing, draft.id).ab_test.decision["leader"] == "B"
+
+
+def test_the_deliveries_csv_says_who_got_which_variant(
+    client, campaigner, api_token, draft, smtp_sink, app, redis_conn
+):
+    import csv
+    import io
+
+    from app.mailings.delivery.launch import start_mailing
+
+    settings = replace(app.config["CLARION"], smtp_url=smtp_sink.url)
+    app.config["CLARION"] = settings
+    client.put(_url(draft), json=TEST, headers=campaigner)
+    client.post(f"/api/v1/mailings/{draft.id}/send", json={}, headers=campaigner)
+    assert start_mailing(draft.id, settings)
+    send_batch(draft.id, 0, settings)
+    client.post(_url(draft, "/winner"), json={"variant": "B"}, headers=campaigner)
+    response = client.get(
+        f"/api/v1/mailings/{draft.id}/report/deliveries.csv", headers=api_token("analyst")
+    )
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert len(rows) == 40
+    groups = {(row["variant"], row["ab_group"]) for row in rows}
+    assert groups == {("A", "test"), ("B", "test"), ("B", "rest")}
+    assert sum(row["ab_group"] == "test" for row in rows) == 20
