@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
+from app.auth import audit
 from app.auth.models import Role, StaffUser
 from app.config import Settings
 from app.db import utcnow
@@ -88,10 +89,25 @@ def all_users() -> list[StaffUser]:
     return list(db.session.scalars(select(StaffUser).order_by(StaffUser.email)))
 
 
-def create_user(email: str, role: Role | str, *, password: str | None, name: str = "") -> StaffUser:
+def _record(actor: str | None, action: str, user: StaffUser, detail: str) -> None:
+    """The audit entry for a change to a staff account, whichever edge (staff app, CLI) made
+    it; None: a change nobody asked for by hand (demo data, tests' fixtures)."""
+    if actor is not None:
+        audit.record(actor, action, subject_type="staff_user", subject_id=user.id, detail=detail)
+
+
+def create_user(
+    email: str,
+    role: Role | str,
+    *,
+    password: str | None,
+    name: str = "",
+    actor: str | None = None,
+) -> StaffUser:
     """Create a staff user; raises AccountError for a taken email or a weak password.
 
-    With `password=None` nobody can sign in as the user until a reset link sets one.
+    With `password=None` nobody can sign in as the user until a reset link sets one. Audited
+    as `actor`'s "user_created" when an actor is given.
     """
     email = normalise_email(email)
     if "@" not in email or len(email) > 320:
@@ -114,6 +130,8 @@ def create_user(email: str, role: Role | str, *, password: str | None, name: str
     )
     db.session.add(user)
     db.session.flush()
+    how = "invited" if password is None else "created"
+    _record(actor, "user_created", user, f"{how} {user.email} as {user.role}")
     return user
 
 
@@ -141,11 +159,15 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def set_password(user: StaffUser, password: str) -> None:
-    """Change the password and sign the user out of every other session."""
+def set_password(user: StaffUser, password: str, *, actor: str | None = None) -> None:
+    """Change the password and sign the user out of every other session.
+
+    `actor`: someone else set it (an admin at the command line): audited as "password_set".
+    """
     check_password_rules(password)
     user.password_hash = _hasher.hash(password)
     sign_out_everywhere(user)
+    _record(actor, "password_set", user, user.email)
 
 
 def sign_out_everywhere(user: StaffUser) -> None:
@@ -169,26 +191,31 @@ def record_login(user: StaffUser) -> None:
     user.last_login_at = utcnow()
 
 
-def set_role(user: StaffUser, role: Role | str) -> None:
-    """Change the role; refused if it would leave no active admin."""
+def set_role(user: StaffUser, role: Role | str, *, actor: str) -> None:
+    """Change the role; refused if it would leave no active admin. Nothing when unchanged."""
     role = Role(role)
+    if role == user.role:
+        return
     if role != Role.ADMIN:
         _keep_an_admin(user)
-    user.role = role
+    before, user.role = user.role, role
     sign_out_everywhere(user)  # the new role applies from the next sign-in, everywhere
+    _record(actor, "role_changed", user, f"{user.email}: {before} → {role}")
 
 
-def disable_user(user: StaffUser, *, by: StaffUser | None = None) -> None:
+def disable_user(user: StaffUser, *, actor: str, by: StaffUser | None = None) -> None:
     """Disable an account; nobody disables themselves or the last active admin."""
     if by is not None and by.id == user.id:
         raise AccountError("You cannot disable your own account. Ask another admin.")
     _keep_an_admin(user)
     user.disabled_at = utcnow()
     sign_out_everywhere(user)
+    _record(actor, "user_disabled", user, user.email)
 
 
-def enable_user(user: StaffUser) -> None:
+def enable_user(user: StaffUser, *, actor: str) -> None:
     user.disabled_at = None
+    _record(actor, "user_enabled", user, user.email)
 
 
 def _keep_an_admin(user: StaffUser) -> None:
@@ -215,9 +242,11 @@ def account_state(user: StaffUser) -> str:
     return "active"
 
 
-def invite_user(email: str, role: Role | str, *, name: str, settings: Settings) -> StaffUser:
+def invite_user(
+    email: str, role: Role | str, *, name: str, settings: Settings, actor: str
+) -> StaffUser:
     """Create a user nobody can sign in as until they choose a password from the mailed link."""
-    user = create_user(email, role, password=None, name=name)
+    user = create_user(email, role, password=None, name=name, actor=actor)
     enqueue(SEND_STAFF_MAIL, settings, user.id, MAIL_INVITE, after_commit_of=db.session)
     return user
 
@@ -362,10 +391,11 @@ def disable_two_factor(user: StaffUser) -> None:
     user.totp_last_step = None
 
 
-def reset_two_factor(user: StaffUser) -> None:
+def reset_two_factor(user: StaffUser, *, actor: str) -> None:
     """For a lost phone: turn two-factor off and end the sessions (one may be on that phone)."""
     disable_two_factor(user)
     sign_out_everywhere(user)
+    _record(actor, "two_factor_reset", user, user.email)
 
 
 def two_factor_required(user: StaffUser, settings: Settings) -> bool:

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from app.auth import accounts, audit
+from app.auth import accounts
 from app.auth.accounts import AccountError, all_users, create_user, generate_password
 from app.auth.models import ApiToken, Role, StaffUser
 from app.auth.services import all_tokens, create_token, revoke_token
@@ -31,12 +31,9 @@ def tokens_cli() -> None:
 def create_command(name: str, role: str) -> None:
     """Create a token and print it once; only its hash is kept."""
     try:
-        token, secret = create_token(name, role)
+        token, secret = create_token(name, role, actor=CLI_ACTOR)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
-    audit.record(
-        CLI_ACTOR, "token_created", subject_type="api_token", subject_id=token.id, detail=name
-    )
     db.session.commit()
     click.echo(secret)
     click.echo(
@@ -59,10 +56,7 @@ def revoke_command(token_id: int) -> None:
     token = db.session.get(ApiToken, token_id)
     if token is None:
         raise click.ClickException(f"No token with id {token_id}.")
-    revoke_token(token)
-    audit.record(
-        CLI_ACTOR, "token_revoked", subject_type="api_token", subject_id=token.id, detail=token.name
-    )
+    revoke_token(token, actor=CLI_ACTOR)
     db.session.commit()
     click.echo(f"Revoked token {token_id}.")
 
@@ -88,16 +82,9 @@ def create_user_command(email: str, role: str, name: str, password_mode: str | N
     """Create a staff user who signs in at /staff/login."""
     password_mode, password = _new_password(password_mode)
     try:
-        user = create_user(email, role, password=password, name=name)
+        user = create_user(email, role, password=password, name=name, actor=CLI_ACTOR)
     except AccountError as exc:
         raise click.ClickException(exc.message) from exc
-    audit.record(
-        CLI_ACTOR,
-        "user_created",
-        subject_type="staff_user",
-        subject_id=user.id,
-        detail=f"{user.email} as {role}",
-    )
     db.session.commit()
     if password_mode == "generate":
         click.echo(password)
@@ -133,15 +120,15 @@ def _user(email: str) -> StaffUser:
     return user
 
 
-def _change(user: StaffUser, action: str, change, detail: str) -> None:
-    """Apply `change` to the user, record it and commit; a refusal becomes a CLI error."""
+def _change(user: StaffUser, change, done: str) -> None:
+    """Apply `change` to the user (it records itself in the audit log) and commit; a refusal
+    becomes a CLI error."""
     try:
         change()
     except AccountError as exc:
         raise click.ClickException(exc.message) from exc
-    audit.record(CLI_ACTOR, action, subject_type="staff_user", subject_id=user.id, detail=detail)
     db.session.commit()
-    click.echo(f"{user.email}: {detail}")
+    click.echo(f"{user.email}: {done}")
 
 
 @users_cli.command("set-role")
@@ -151,7 +138,7 @@ def set_role_command(email: str, role: str) -> None:
     """Change a user's role (they are signed out everywhere)."""
     user = _user(email)
     before = user.role
-    _change(user, "role_changed", lambda: accounts.set_role(user, role), f"{before} → {role}")
+    _change(user, lambda: accounts.set_role(user, role, actor=CLI_ACTOR), f"{before} → {role}")
 
 
 @users_cli.command("disable")
@@ -159,7 +146,7 @@ def set_role_command(email: str, role: str) -> None:
 def disable_command(email: str) -> None:
     """Stop a user signing in (they are signed out everywhere)."""
     user = _user(email)
-    _change(user, "user_disabled", lambda: accounts.disable_user(user), "disabled")
+    _change(user, lambda: accounts.disable_user(user, actor=CLI_ACTOR), "disabled")
 
 
 @users_cli.command("enable")
@@ -167,7 +154,7 @@ def disable_command(email: str) -> None:
 def enable_command(email: str) -> None:
     """Let a disabled user sign in again."""
     user = _user(email)
-    _change(user, "user_enabled", lambda: accounts.enable_user(user), "enabled")
+    _change(user, lambda: accounts.enable_user(user, actor=CLI_ACTOR), "enabled")
 
 
 @users_cli.command("reset-two-factor")
@@ -175,7 +162,7 @@ def enable_command(email: str) -> None:
 def reset_two_factor_command(email: str) -> None:
     """Turn two-factor sign-in off for a lost phone; they set it up again at next sign-in."""
     user = _user(email)
-    _change(user, "two_factor_reset", lambda: accounts.reset_two_factor(user), "two-factor reset")
+    _change(user, lambda: accounts.reset_two_factor(user, actor=CLI_ACTOR), "two-factor reset")
 
 
 @users_cli.command("set-password")
@@ -191,6 +178,6 @@ def set_password_command(email: str, password_mode: str | None) -> None:
     """Give a user a new password (they are signed out everywhere)."""
     user = _user(email)
     password_mode, password = _new_password(password_mode)
-    _change(user, "password_set", lambda: accounts.set_password(user, password), "password set")
+    _change(user, lambda: accounts.set_password(user, password, actor=CLI_ACTOR), "password set")
     if password_mode == "generate":
         click.echo(password)

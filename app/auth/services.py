@@ -7,6 +7,7 @@ import secrets
 
 from sqlalchemy import select
 
+from app.auth import audit
 from app.auth.models import ApiToken, Role
 from app.db import utcnow
 from app.errors import Invalid, NotFound
@@ -23,8 +24,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(name: str, role: Role | str) -> tuple[ApiToken, str]:
-    """Create a token and return it with the secret, which is never stored."""
+def create_token(name: str, role: Role | str, *, actor: str | None = None) -> tuple[ApiToken, str]:
+    """Create a token and return it with the secret, which is never stored.
+
+    Audited as `actor`'s "token_created" when an actor is given (not for tests' fixtures).
+    """
     name = (name or "").strip()[:200]
     if not name:
         raise Invalid("Name the token after who or what uses it.", {"name": "Enter a name."})
@@ -32,6 +36,14 @@ def create_token(name: str, role: Role | str) -> tuple[ApiToken, str]:
     token = ApiToken(name=name, role=Role(role), token_hash=hash_token(secret), prefix=secret[:10])
     db.session.add(token)
     db.session.flush()
+    if actor is not None:
+        audit.record(
+            actor,
+            "token_created",
+            subject_type="api_token",
+            subject_id=token.id,
+            detail=f"{token.name} ({token.role})",
+        )
     return token, secret
 
 
@@ -55,8 +67,11 @@ def find_active_token(secret: str) -> ApiToken | None:
     return token
 
 
-def revoke_token(token: ApiToken) -> None:
+def revoke_token(token: ApiToken, *, actor: str) -> None:
     token.revoked_at = utcnow()
+    audit.record(
+        actor, "token_revoked", subject_type="api_token", subject_id=token.id, detail=token.name
+    )
 
 
 def role_allows(role: Role, required: Role) -> bool:

@@ -44,10 +44,6 @@ class TokenForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.ANALYST.value)
 
 
-def _record(action: str, subject_type: str, subject_id: int, detail: str = "") -> None:
-    audit.record(actor(), action, subject_type=subject_type, subject_id=subject_id, detail=detail)
-
-
 # --- Staff users -----------------------------------------------------------------------------
 
 
@@ -67,12 +63,15 @@ def invite():
     if form.validate_on_submit():
         try:
             user = accounts.invite_user(
-                form.email.data, form.role.data, name=form.name.data, settings=settings
+                form.email.data,
+                form.role.data,
+                name=form.name.data,
+                settings=settings,
+                actor=actor(),
             )
         except AccountError as exc:
             show_errors(form, exc, "email")
         else:
-            _record("user_created", "staff_user", user.id, f"invited {user.email} as {user.role}")
             db.session.commit()
             flash(f"{user.email} is invited: a link to choose a password is on its way.", "success")
             if not settings.is_production:
@@ -107,15 +106,13 @@ def change_role(user_id: int):
     form = RoleForm()
     if not form.validate_on_submit():
         return _user_page(person, form, 422)
-    before = person.role
-    if form.role.data == before.value:
+    if form.role.data == person.role.value:
         return redirect(url_for(".user", user_id=person.id))
     try:
-        accounts.set_role(person, form.role.data)
+        accounts.set_role(person, form.role.data, actor=actor())
     except AccountError as exc:
         show_errors(form, exc, "role")
         return _user_page(person, form, 422)
-    _record("role_changed", "staff_user", person.id, f"{person.email}: {before} → {person.role}")
     db.session.commit()
     flash(f"{person.email} is now {person.role}, signed out everywhere to start anew.", "success")
     return redirect(url_for(".user", user_id=person.id))
@@ -126,11 +123,10 @@ def change_role(user_id: int):
 def disable(user_id: int):
     person = accounts.existing_user(user_id)
     try:
-        accounts.disable_user(person, by=current_staff())
+        accounts.disable_user(person, by=current_staff(), actor=actor())
     except AccountError as exc:
         flash(exc.message, "error")
         return redirect(url_for(".user", user_id=person.id))
-    _record("user_disabled", "staff_user", person.id, person.email)
     db.session.commit()
     flash(f"{person.email} is disabled and signed out everywhere.", "success")
     return redirect(url_for(".user", user_id=person.id))
@@ -140,8 +136,7 @@ def disable(user_id: int):
 @requires(Role.ADMIN)
 def enable(user_id: int):
     person = accounts.existing_user(user_id)
-    accounts.enable_user(person)
-    _record("user_enabled", "staff_user", person.id, person.email)
+    accounts.enable_user(person, actor=actor())
     db.session.commit()
     flash(f"{person.email} can sign in again.", "success")
     return redirect(url_for(".user", user_id=person.id))
@@ -151,8 +146,7 @@ def enable(user_id: int):
 @requires(Role.ADMIN)
 def reset_two_factor(user_id: int):
     person = accounts.existing_user(user_id)
-    accounts.reset_two_factor(person)
-    _record("two_factor_reset", "staff_user", person.id, person.email)
+    accounts.reset_two_factor(person, actor=actor())
     db.session.commit()
     flash(f"Two-factor sign-in is off for {person.email}, who is signed out everywhere.", "success")
     return redirect(url_for(".user", user_id=person.id))
@@ -167,11 +161,10 @@ def tokens():
     form = TokenForm()
     if form.validate_on_submit():
         try:
-            token, secret = services.create_token(form.name.data, form.role.data)
+            token, secret = services.create_token(form.name.data, form.role.data, actor=actor())
         except DomainError as exc:
             show_errors(form, exc, "name")
         else:
-            _record("token_created", "api_token", token.id, f"{token.name} ({token.role})")
             db.session.commit()
             session[NEW_TOKEN_SECRET] = {"id": token.id, "secret": secret}
             return redirect(url_for(".token_created", token_id=token.id))
@@ -196,8 +189,7 @@ def token_created(token_id: int):
 def revoke_token(token_id: int):
     token = services.existing_token(token_id)
     if token.is_active:
-        services.revoke_token(token)
-        _record("token_revoked", "api_token", token.id, token.name)
+        services.revoke_token(token, actor=actor())
         db.session.commit()
         flash(f"The token “{token.name}” is revoked: the API refuses it from now on.", "success")
     return redirect(url_for(".tokens"))

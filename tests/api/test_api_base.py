@@ -46,7 +46,7 @@ def test_requests_without_a_valid_token_get_401(client, headers):
 
 def test_revoked_token_gets_401(client):
     token, secret = create_token("gone", "admin")
-    revoke_token(token)
+    revoke_token(token, actor="test")
     db.session.flush()
     response = client.get("/api/v1/lists", headers={"Authorization": f"Bearer {secret}"})
     assert_error(response, 401, "unauthorized")

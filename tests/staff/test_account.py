@@ -121,7 +121,7 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(
 ):
     known = make_staff_user(Role.ANALYST)
     disabled = make_staff_user(Role.ANALYST)
-    accounts.disable_user(disabled)
+    accounts.disable_user(disabled, actor="test")
     answers = []
     for email in (known.email, "nobody@staff.example.org", disabled.email):
         response = ask_for_reset(anonymous_client, email)
@@ -197,7 +197,7 @@ def test_an_expired_reset_link_gets_a_safe_page(monkeypatch, settings, make_staf
 def test_a_disabled_users_link_stops_working(settings, make_staff_user, client):
     user = make_staff_user(Role.ANALYST)
     token = accounts.make_reset_token(user, settings.secret_keys)
-    accounts.disable_user(user)
+    accounts.disable_user(user, actor="test")
     assert client.get(f"/staff/reset-password/{token}").status_code == 410
 
 

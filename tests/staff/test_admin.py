@@ -66,7 +66,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(anonymous_client):
 def test_the_users_list_shows_who_can_sign_in(admin, make_staff_user):
     analyst = make_staff_user(Role.ANALYST, name="Ann O'Lyst")
     disabled = make_staff_user(Role.CAMPAIGNER)
-    accounts.disable_user(disabled)
+    accounts.disable_user(disabled, actor="test")
     accounts.record_login(analyst)
     html = admin.get("/staff/admin/").get_data(as_text=True)
     row = html[html.index(analyst.email) :].split("</tr>")[0]
@@ -173,16 +173,16 @@ def test_the_last_admin_cannot_be_demoted_or_disabled(admin, make_staff_user):
     assert "last active admin" in response.get_data(as_text=True)
     assert me.role == Role.ADMIN and entries("role_changed") == []
     with pytest.raises(accounts.AccountError):
-        accounts.disable_user(me)
+        accounts.disable_user(me, actor="test")
 
     other = make_staff_user(Role.ADMIN)
-    accounts.disable_user(other)
+    accounts.disable_user(other, actor="test")
     with pytest.raises(accounts.AccountError, match="last active admin"):
-        accounts.set_role(me, Role.CAMPAIGNER)
-    accounts.enable_user(other)
-    accounts.set_role(me, Role.CAMPAIGNER)  # another admin is left: allowed
+        accounts.set_role(me, Role.CAMPAIGNER, actor="test")
+    accounts.enable_user(other, actor="test")
+    accounts.set_role(me, Role.CAMPAIGNER, actor="test")  # another admin is left: allowed
     with pytest.raises(accounts.AccountError, match="last active admin"):
-        accounts.set_role(other, Role.ANALYST)
+        accounts.set_role(other, Role.ANALYST, actor="test")
 
 
 def test_an_admin_cannot_disable_themselves(admin):

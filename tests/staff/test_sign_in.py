@@ -75,7 +75,7 @@ def test_sign_out_everywhere_ends_other_sessions(app, staff_client, make_staff_u
 def test_a_disabled_user_is_signed_out(staff_client, make_staff_user):
     user = make_staff_user(Role.CAMPAIGNER)
     client = staff_client(user=user)
-    accounts.disable_user(user)
+    accounts.disable_user(user, actor="test")
     assert client.get("/staff/").status_code == 302
 
 
