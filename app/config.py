@@ -131,6 +131,9 @@ class Settings:
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: str | None = None
+    # Optional second signature (RFC 8463), always beside the RSA one: a PEM or base64 seed key.
+    dkim_ed25519_selector: str | None = None
+    dkim_ed25519_private_key: str | None = None
     ses_topic_arns: tuple[str, ...] = ()
     webhook_secret: str | None = None
     soft_bounce_limit: int = 3
@@ -190,6 +193,8 @@ class Settings:
             dkim_selector=environ.get("DKIM_SELECTOR") or None,
             dkim_domain=environ.get("DKIM_DOMAIN") or None,
             dkim_private_key=environ.get("DKIM_PRIVATE_KEY") or None,
+            dkim_ed25519_selector=environ.get("DKIM_ED25519_SELECTOR") or None,
+            dkim_ed25519_private_key=environ.get("DKIM_ED25519_PRIVATE_KEY") or None,
             ses_topic_arns=tuple(
                 arn.strip() for arn in environ.get("SES_TOPIC_ARNS", "").split(",") if arn.strip()
             ),

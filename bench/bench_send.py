@@ -3,9 +3,12 @@
 1. the ceiling: one of Clarion's messages, pre-built, pushed over 2 SMTP connections;
 2. Clarion end to end: "send" on a 20,000-recipient mailing to the last delivery recorded
    `sent`, with 2 `clarion worker` processes;
-3. the audience snapshot of a 1,000,000-recipient mailing.
+3. with --dkim, the same send with DKIM off and on (RSA-2048 + Ed25519, mailers/dkim.py), twice
+   each, interleaved: the ratio of the best rates (target >= 0.85) and the workers' CPU per
+   message, which a busy machine does not blur;
+4. the audience snapshot of a 1,000,000-recipient mailing.
 
-Usage: python bench/bench_send.py [--recipients 20000] [--snapshot 1000000] [--profile]
+Usage: python bench/bench_send.py [--recipients 20000] [--snapshot 1000000] [--profile] [--dkim]
                                   [--quick]   (or BENCH_QUICK=1: 500 recipients, seconds)
 """
 
@@ -166,6 +169,69 @@ def sample_message(settings: Settings, mailing, db) -> bytes:
 def run_end_to_end(
     app, settings: Settings, list_id: int, sink_port: int, workers: int
 ) -> tuple[float, int]:
+    elapsed, sent, _ = timed_send(app, settings, list_id, sink_port, workers)
+    return elapsed, sent
+
+
+def dkim_environment() -> dict[str, str]:
+    """DKIM settings for the workers: fresh RSA-2048 and Ed25519 keys (nothing verifies here)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    def pem(key) -> str:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+
+    return {
+        "DKIM_SELECTOR": "bench2026",
+        "DKIM_DOMAIN": "clarion.test",
+        "DKIM_PRIVATE_KEY": pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "DKIM_ED25519_SELECTOR": "bench2026ed",
+        "DKIM_ED25519_PRIVATE_KEY": pem(ed25519.Ed25519PrivateKey.generate()),
+    }
+
+
+def cpu_seconds(procs: list[subprocess.Popen]) -> float:
+    """User + system CPU the processes have used so far (Linux /proc)."""
+    total = 0
+    for proc in procs:
+        with open(f"/proc/{proc.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def compare_dkim(app, settings: Settings, list_id: int, sink_port: int) -> list[str]:
+    """Send with DKIM off and on, interleaved twice each; return the report lines."""
+    signing = dkim_environment()
+    runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for dkim_on in (False, True, False, True):
+        elapsed, sent, cpu = timed_send(
+            app, settings, list_id, sink_port, 2, signing if dkim_on else None
+        )
+        runs[dkim_on].append((sent / elapsed, cpu / sent * 1e3))
+    (off_rate, off_cpu), (on_rate, on_cpu) = max(runs[False]), max(runs[True])
+    return [
+        f"DKIM off (2 workers, best of 2): {off_rate:8.0f} messages/s, "
+        f"{off_cpu:.2f} ms worker CPU a message",
+        f"DKIM on  (2 workers, best of 2): {on_rate:8.0f} messages/s, "
+        f"{on_cpu:.2f} ms worker CPU a message (RSA-2048 + Ed25519)",
+        f"ratio DKIM on / DKIM off:  {on_rate / off_rate:.2f} (target >= 0.85)",
+    ]
+
+
+def timed_send(
+    app,
+    settings: Settings,
+    list_id: int,
+    sink_port: int,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[float, int, float]:
+    """Send to the list with fresh workers: seconds, messages sent, the workers' CPU seconds."""
     from app.extensions import db
     from app.mailings.delivery.launch import request_send
     from app.mailings.models import Delivery, DeliveryStatus, Mailing, MailingStatus
@@ -181,6 +247,7 @@ def run_end_to_end(
         SMTP_MAX_CONNECTIONS=str(workers),
         SEND_BATCH_SIZE=str(settings.batch_size),
     )
+    env.update(extra_env or {})
     procs = [
         subprocess.Popen(
             [CLARION, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -189,6 +256,7 @@ def run_end_to_end(
     ]
     try:
         time.sleep(3)  # let the workers start and reach BLPOP
+        cpu_before = cpu_seconds(procs)
         with app.app_context():
             mailing = make_draft(db, list_id, "bench end to end")
             started = time.perf_counter()
@@ -204,12 +272,13 @@ def run_end_to_end(
                     raise RuntimeError("end-to-end send did not finish in 10 minutes")
                 time.sleep(0.05)
             elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(procs) - cpu_before
             sent = db.session.scalar(
                 select(func.count()).where(
                     Delivery.mailing_id == mailing_id, Delivery.status == DeliveryStatus.SENT
                 )
             )
-        return elapsed, sent
+        return elapsed, sent, cpu
     finally:
         for proc in procs:
             proc.terminate()
@@ -257,6 +326,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--snapshot", type=int, default=1_000_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--dkim", action="store_true", help="also compare DKIM off and on")
     parser.add_argument("--batch-size", type=int, default=Settings.batch_size)
     parser.add_argument("--quick", action="store_true", help="small sizes (also BENCH_QUICK=1)")
     args = parser.parse_args()
@@ -287,6 +357,7 @@ def main() -> None:
     try:
         ceiling = measure_ceiling(port, data, args.recipients)
         elapsed, sent = run_end_to_end(app, settings, list_id, port, workers=2)
+        dkim_report = compare_dkim(app, settings, list_id, port) if args.dkim else []
         if args.profile:
             profile_send(app, settings, list_id, port)
     finally:
@@ -300,6 +371,8 @@ def main() -> None:
         f"({sent} sent in {elapsed:.1f} s)"
     )
     print(f"ratio:                     {clarion_rate / ceiling:.0%} of the ceiling (target >= 70%)")
+    for line in dkim_report:
+        print(line)
     if args.snapshot:
         snap = run_snapshot(app, settings, args.snapshot)
         print(f"snapshot of {args.snapshot:,} recipients: {snap:.1f} s (target <= 20 s)")

@@ -18,6 +18,7 @@ from rq.serializers import JSONSerializer
 from app.clock import run_ticks
 from app.extensions import db
 from app.queues import all_queues, redis_connection, redis_key
+from mailers.dkim import DkimError, DkimSigner
 
 log = logging.getLogger("clarion.worker")
 
@@ -91,6 +92,11 @@ def worker_command(burst: bool, no_clock: bool) -> None:
     )
     app = current_app._get_current_object()
     settings = app.config["CLARION"]
+    try:
+        # A DKIM key that cannot sign stops the worker now, not at its first send.
+        DkimSigner.from_settings(settings)
+    except DkimError as exc:
+        raise click.ClickException(str(exc)) from exc
     stop = threading.Event()
     if not no_clock:
         threading.Thread(target=run_clock, args=(app, stop), name="clock", daemon=True).start()
