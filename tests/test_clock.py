@@ -22,6 +22,7 @@ def test_the_clock_runs_every_domains_ticks_and_mailings_sweep_only_its_own(sett
         "started",
         "ab_variants_stopped",
         "ab_winners_picked",
+        "ab_settled",
         "requeued",
         "finished",
         "closed",
@@ -34,6 +35,7 @@ def test_the_clock_runs_every_domains_ticks_and_mailings_sweep_only_its_own(sett
         "started": 0,
         "ab_variants_stopped": 0,
         "ab_winners_picked": 0,
+        "ab_settled": 0,
         "requeued": 0,
         "finished": 0,
     }

@@ -243,6 +243,10 @@ class AbTest(db.Model):
     decision: Mapped[dict | None] = mapped_column(JsonDict)
     # Why the test waits (e.g. for staff to pick), shown on the mailing's page.
     note: Mapped[str | None] = mapped_column(Text)
+    # {"<variant id>": {"recipients": n, "sent": n}}: the test portion's deliveries counted once
+    # none of them can change status any more (app/mailings/abtest/results.py), so a report
+    # of a finished test does not count them again. NULL while the test portion sends.
+    variant_outcomes: Mapped[dict | None] = mapped_column(JsonDict)
 
     mailing: Mapped[Mailing] = relationship(back_populates="ab_test")
     winner: Mapped[MailingVariant | None] = relationship(foreign_keys=[winner_variant_id])
@@ -279,6 +283,49 @@ class MailingVariant(db.Model):
     @property
     def label(self) -> str:
         return VARIANT_LABELS[self.position]
+
+
+def _counter() -> Mapped[int]:
+    return mapped_column(default=0, server_default="0")
+
+
+class AbVariantRollup(db.Model):
+    """Each A/B variant's unique counts, kept as events and bounces arrive.
+
+    The stamps' counters are moved by app/tracking/rollups.py in the transaction that moves a
+    test recipient's first-time stamp (the same deltas as mailing_rollups); complaints and hard
+    bounces by app/mailings/feedback/bounces.py for a recipient's first one of each.
+    `clarion stats rebuild` recomputes them. Per-variant figures thus never count deliveries.
+    """
+
+    __tablename__ = "ab_variant_rollups"
+
+    variant_id: Mapped[int] = mapped_column(
+        ForeignKey("mailing_variants.id", ondelete="CASCADE"), primary_key=True
+    )
+    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailings.id", ondelete="CASCADE"))
+    opens: Mapped[int] = _counter()
+    human_opens: Mapped[int] = _counter()
+    clicks: Mapped[int] = _counter()
+    human_clicks: Mapped[int] = _counter()
+    actions: Mapped[int] = _counter()
+    unsubscribes: Mapped[int] = _counter()
+    complaints: Mapped[int] = _counter()
+    hard_bounces: Mapped[int] = _counter()
+
+    __table_args__ = (Index("ix_ab_variant_rollups_mailing", "mailing_id"),)
+
+
+VARIANT_COUNTERS = (
+    "opens",
+    "human_opens",
+    "clicks",
+    "human_clicks",
+    "actions",
+    "unsubscribes",
+    "complaints",
+    "hard_bounces",
+)
 
 
 def due_for_sending(now: datetime) -> ColumnElement[bool]:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -28,8 +29,17 @@ from sqlalchemy import (
 
 from app.db import UtcDateTime
 from app.extensions import db
+from app.mailings.abtest.results import count_variant_outcomes
 from app.mailings.delivery.outcomes import FINISHED_STATUSES, settle_outcome_counts
-from app.mailings.models import Delivery, Mailing
+from app.mailings.feedback.bounces import VARIANT_BOUNCE_COUNTERS
+from app.mailings.models import (
+    VARIANT_COUNTERS,
+    AbTest,
+    AbVariantRollup,
+    BounceEvent,
+    Delivery,
+    Mailing,
+)
 from app.tracking.models import (
     EventKind,
     LinkFirstClick,
@@ -183,6 +193,8 @@ def rebuild(mailing_id: int | None = None) -> None:
             .group_by(TrackingEvent.mailing_id, TrackingEvent.link_position),
         )
     )
+    _rebuild_variant_rollups(of_mailing, stamps)
+
     # Outcome counts of finished mailings, counted again.
     finished = select(Mailing.id).where(Mailing.status.in_(FINISHED_STATUSES))
     if mailing_id is not None:
@@ -190,6 +202,39 @@ def rebuild(mailing_id: int | None = None) -> None:
     for finished_id in db.session.scalars(finished):
         settle_outcome_counts(finished_id)
     db.session.flush()
+
+
+def _rebuild_variant_rollups(of_mailing, stamps) -> None:
+    """A/B variants: stamps counted over the test portion's deliveries, first complaints and
+    hard bounces over bounce_events, and settled outcome counts counted again."""
+    db.session.execute(delete(AbVariantRollup).where(of_mailing(AbVariantRollup.mailing_id)))
+    tested = and_(of_mailing(Delivery.mailing_id), Delivery.variant_id.is_not(None))
+    reports = {
+        name: exists().where(
+            BounceEvent.mailing_id == Delivery.mailing_id,
+            BounceEvent.kind == kind,
+            BounceEvent.delivery_id == Delivery.id,
+        )
+        for kind, name in VARIANT_BOUNCE_COUNTERS.items()
+    }
+    db.session.execute(
+        insert(AbVariantRollup).from_select(
+            ["variant_id", "mailing_id", *(s.counter for s in STAMPS), *reports],
+            select(
+                Delivery.variant_id,
+                Delivery.mailing_id,
+                *(func.count(Delivery.__table__.c[s.column]) for s in STAMPS),
+                *(func.count().filter(found) for found in reports.values()),
+            )
+            .where(tested)
+            .group_by(Delivery.variant_id, Delivery.mailing_id),
+        )
+    )
+    settled = select(AbTest).where(
+        of_mailing(AbTest.mailing_id), AbTest.variant_outcomes.is_not(None)
+    )
+    for test in db.session.scalars(settled):
+        test.variant_outcomes = count_variant_outcomes(test.mailing_id)
 
 
 def _event_conditions():
@@ -219,7 +264,7 @@ def rollup_state(mailing_id: int) -> dict:
     def counters(row, names) -> dict:
         return {name: getattr(row, name) for name in names if getattr(row, name)}
 
-    state: dict = {"mailing": {}, "hourly": {}, "links": {}}
+    state: dict = {"mailing": {}, "hourly": {}, "links": {}, "variants": {}}
     rollup = db.session.get(MailingRollup, mailing_id, populate_existing=True)
     if rollup is not None:
         state["mailing"] = counters(rollup, MAILING_COUNTERS)
@@ -237,13 +282,20 @@ def rollup_state(mailing_id: int) -> dict:
     ):
         if found := counters(row, LINK_COUNTERS):
             state["links"][row.link_position] = found
+    for row in db.session.scalars(
+        select(AbVariantRollup)
+        .where(AbVariantRollup.mailing_id == mailing_id)
+        .execution_options(populate_existing=True)
+    ):
+        if found := counters(row, VARIANT_COUNTERS):
+            state["variants"][row.variant_id] = found
     return state
 
 
 def differences(before: dict, after: dict) -> int:
     """Count the figures that differ between two rollup_state results."""
     changed = 0
-    for part in ("mailing", "hourly", "links"):
+    for part in ("mailing", "hourly", "links", "variants"):
         if part == "mailing":
             pairs = [(before[part], after[part])]
         else:

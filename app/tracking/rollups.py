@@ -44,7 +44,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.mailings.models import Delivery
+from app.mailings.models import VARIANT_COUNTERS, AbVariantRollup, Delivery
 from app.tracking.models import (
     EventKind,
     LinkFirstClick,
@@ -177,10 +177,20 @@ def apply(connection: Connection, changes: RollupChanges) -> None:
             hourly[mailing_id, hour, name] += delta
             if kind == EventKind.CLICK and position is not None:
                 links[mailing_id, position, name] += delta
-    _move_delivery_stamps(connection, changes, mailing, hourly)
+    variants: Counter = Counter()
+    _move_delivery_stamps(connection, changes, mailing, hourly, variants)
     _move_link_stamps(connection, changes, links)
     dialect = connection.dialect.name
     _add(connection, dialect, MailingRollup, ("mailing_id",), MAILING_COUNTERS, mailing)
+    _add(
+        connection,
+        dialect,
+        AbVariantRollup,
+        ("variant_id", "mailing_id"),
+        VARIANT_COUNTERS,
+        variants,
+        conflict_keys=("variant_id",),
+    )
     _add(
         connection,
         dialect,
@@ -192,7 +202,9 @@ def apply(connection: Connection, changes: RollupChanges) -> None:
     _add(connection, dialect, LinkRollup, ("mailing_id", "link_position"), LINK_COUNTERS, links)
 
 
-def _move_delivery_stamps(connection, changes, mailing: Counter, hourly: Counter) -> None:
+def _move_delivery_stamps(
+    connection, changes, mailing: Counter, hourly: Counter, variants: Counter
+) -> None:
     earliest: dict[int, dict[str, datetime]] = defaultdict(dict)
     for row in changes.added:
         found = earliest[row.delivery_id]
@@ -206,7 +218,7 @@ def _move_delivery_stamps(connection, changes, mailing: Counter, hourly: Counter
         return
     columns = [Delivery.__table__.c[name] for name in STAMP_COLUMNS]
     current = connection.execute(
-        select(Delivery.id, Delivery.mailing_id, *columns)
+        select(Delivery.id, Delivery.mailing_id, Delivery.variant_id, *columns)
         .where(_among(Delivery.id, ids, connection.dialect.name))
         .order_by(Delivery.id)
         .with_for_update()
@@ -214,7 +226,7 @@ def _move_delivery_stamps(connection, changes, mailing: Counter, hourly: Counter
     recounted = _stamps_from_events(connection, changes.rejudged)
     updates = []
     moved: set[str] = set()
-    for delivery_id, mailing_id, *stamps in current:
+    for delivery_id, mailing_id, variant_id, *stamps in current:
         old = dict(zip(STAMP_COLUMNS, map(_aware, stamps), strict=True))
         if delivery_id in changes.rejudged:
             new = recounted.get(delivery_id, dict.fromkeys(STAMP_COLUMNS))
@@ -231,6 +243,13 @@ def _move_delivery_stamps(connection, changes, mailing: Counter, hourly: Counter
                 _count_move(
                     mailing_id, stamp.counter, old[stamp.column], new[stamp.column], mailing, hourly
                 )
+                if variant_id is not None and (old[stamp.column] is None) != (
+                    new[stamp.column] is None
+                ):
+                    # An A/B test recipient: the variant's unique count moves with the mailing's.
+                    variants[variant_id, mailing_id, stamp.counter] += (
+                        1 if new[stamp.column] is not None else -1
+                    )
         new["id"] = delivery_id
         updates.append(new)
     # Only the stamps that moved in this batch (a run of opens moves two of the six).
@@ -366,8 +385,20 @@ def _count_move(mailing_id, counter, old, new, mailing: Counter, hourly: Counter
         mailing[mailing_id, counter] += 1 if new is not None else -1
 
 
-def _add(connection, dialect, model, keys: tuple[str, ...], counters, deltas: Counter) -> None:
-    """Add the deltas to the model's rows, creating them: one statement for all of them."""
+def _add(
+    connection,
+    dialect,
+    model,
+    keys: tuple[str, ...],
+    counters,
+    deltas: Counter,
+    *,
+    conflict_keys: tuple[str, ...] | None = None,
+) -> None:
+    """Add the deltas to the model's rows, creating them: one statement for all of them.
+
+    `conflict_keys`: the primary key, when `keys` carries more columns than it (a row's owner).
+    """
     rows: dict[tuple, dict] = {}
     for (*key, name), delta in deltas.items():
         if delta:
@@ -380,7 +411,7 @@ def _add(connection, dialect, model, keys: tuple[str, ...], counters, deltas: Co
     table = model.__table__
     statement = _insert_for(dialect)(table).values(values)
     statement = statement.on_conflict_do_update(
-        index_elements=[table.c[k] for k in keys],
+        index_elements=[table.c[k] for k in conflict_keys or keys],
         set_={name: table.c[name] + statement.excluded[name] for name in counters},
     )
     connection.execute(statement)

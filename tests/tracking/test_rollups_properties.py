@@ -196,6 +196,7 @@ class Model:
             "mailing": dict(mailing),
             "hourly": {hour: dict(counts) for hour, counts in hourly.items()},
             "links": {position: dict(counts) for position, counts in links.items()},
+            "variants": {},  # not an A/B test: no variant counts (tests/mailings/abtest has them)
         }
 
     def stats(self) -> dict:

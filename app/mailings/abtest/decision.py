@@ -13,7 +13,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict
 from app.extensions import db
-from app.mailings.abtest.results import AbResults, ab_results
+from app.mailings.abtest.results import AbResults, ab_results, settle_variant_outcomes
 from app.mailings.delivery.control import pause, record
 from app.mailings.delivery.fanout import enqueue_send_batches
 from app.mailings.models import (
@@ -238,6 +238,16 @@ def _breaker_reason(test: AbTest, figures) -> str | None:
                 f"passed the limit of {limit:.2%}"
             )
     return None
+
+
+def settle_tests(settings: Settings) -> int:
+    """Store the counts of every test portion that has finished sending; return how many."""
+    unsettled = db.session.scalars(
+        select(AbTest)
+        .join(Mailing, Mailing.id == AbTest.mailing_id)
+        .where(AbTest.variant_outcomes.is_(None), Mailing.started_at.is_not(None))
+    ).all()
+    return sum(settle_variant_outcomes(test) for test in unsettled)
 
 
 def _jsonable(value):

@@ -1,10 +1,11 @@
 """An A/B test's figures per variant, from the test portion's deliveries, and how sure they are.
 
 Unique counts only: a recipient counts once for opening, clicking or acting however often they
-did, because the counts come from the first-time stamps on their delivery row (kept by
-app/tracking/rollups.py), and the winner is judged on people alone (human opens and clicks;
-an action is always a person's). Only the test portion's rows carry a variant, and a partial
-index holds just those rows, so this reads the test, not the whole send.
+did, because the counts are the variant's rollup (ab_variant_rollups), moved with the
+first-time stamps on their delivery row by app/tracking/rollups.py, and the winner is judged
+on people alone (human opens and clicks; an action is always a person's). Recipients and sent
+messages per variant are counted from the test portion's rows while it sends, then stored once
+(settle_variant_outcomes), so a finished test's report counts no deliveries.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import exists, func, select
 
 from app.db import utcnow
 from app.extensions import db
 from app.mailings.abtest.statistics import probabilities_to_be_best, two_proportion_test
 from app.mailings.models import (
+    VARIANT_COUNTERS,
     AbMetric,
     AbTest,
-    BounceEvent,
-    BounceKind,
+    AbVariantRollup,
     Delivery,
     DeliveryStatus,
     Mailing,
@@ -101,37 +102,55 @@ class AbResults:
         return asdict(self)
 
 
-def _counts_by_variant(mailing_id: int) -> dict[int, dict]:
+def _counts_by_variant(test: AbTest) -> dict[int, dict]:
+    """Each variant's unique counts (its rollup) and its recipients and sent messages."""
+    counts: dict[int, dict] = {}
+    for rollup in db.session.scalars(
+        select(AbVariantRollup)
+        .where(AbVariantRollup.mailing_id == test.mailing_id)
+        .execution_options(populate_existing=True)
+    ):
+        counts[rollup.variant_id] = {name: getattr(rollup, name) for name in VARIANT_COUNTERS}
+    outcomes = test.variant_outcomes or count_variant_outcomes(test.mailing_id)
+    for variant_id, figures in outcomes.items():
+        counts.setdefault(int(variant_id), {}).update(figures)
+    return counts
+
+
+def count_variant_outcomes(mailing_id: int) -> dict[str, dict]:
+    """Count the test portion's deliveries per variant: recipients and sent."""
     rows = db.session.execute(
         select(
             Delivery.variant_id,
-            func.count().label("recipients"),
-            func.count().filter(Delivery.status == DeliveryStatus.SENT).label("sent"),
-            func.count(Delivery.opened_at).label("opens"),
-            func.count(Delivery.human_opened_at).label("human_opens"),
-            func.count(Delivery.clicked_at).label("clicks"),
-            func.count(Delivery.human_clicked_at).label("human_clicks"),
-            func.count(Delivery.acted_at).label("actions"),
-            func.count(Delivery.unsubscribed_at).label("unsubscribes"),
+            func.count(),
+            func.count().filter(Delivery.status == DeliveryStatus.SENT),
         )
         .where(Delivery.mailing_id == mailing_id, Delivery.variant_id.is_not(None))
         .group_by(Delivery.variant_id)
-    ).mappings()
-    counts = {row["variant_id"]: dict(row) for row in rows}
-    bounced = db.session.execute(
-        select(Delivery.variant_id, BounceEvent.kind, func.count(distinct(BounceEvent.delivery_id)))
-        .join(Delivery, Delivery.id == BounceEvent.delivery_id)
-        .where(
-            BounceEvent.mailing_id == mailing_id,
-            BounceEvent.kind.in_((BounceKind.COMPLAINT, BounceKind.HARD)),
-            Delivery.variant_id.is_not(None),
-        )
-        .group_by(Delivery.variant_id, BounceEvent.kind)
     )
-    for variant_id, kind, n in bounced:
-        name = "complaints" if kind == BounceKind.COMPLAINT else "hard_bounces"
-        counts.setdefault(variant_id, {})[name] = n
-    return counts
+    return {str(variant_id): {"recipients": n, "sent": sent} for variant_id, n, sent in rows}
+
+
+def settle_variant_outcomes(test: AbTest) -> bool:
+    """Store the test portion's counts once none of its deliveries can change; no commit.
+
+    The test portion is batches 0 … test_batch_count - 1, so "is any still to send" is a look
+    at the (mailing, status, batch) index, not at the deliveries. Held rows there are not the
+    test's any more (a stopped variant's, waiting for the winner).
+    """
+    if test.variant_outcomes is not None or test.mailing.started_at is None:
+        return False
+    still_sending = exists().where(
+        Delivery.mailing_id == test.mailing_id,
+        Delivery.status.in_(
+            (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+        ),
+        Delivery.batch_no < test.test_batch_count,
+    )
+    if db.session.scalar(select(still_sending)):
+        return False
+    test.variant_outcomes = count_variant_outcomes(test.mailing_id)
+    return True
 
 
 def _state(test: AbTest, mailing: Mailing) -> str:
@@ -175,7 +194,7 @@ def ab_results(mailing: Mailing) -> AbResults | None:
             "breaker_min_sent": test.breaker_min_sent,
         },
     )
-    counts = _counts_by_variant(mailing.id) if mailing.started_at else {}
+    counts = _counts_by_variant(test) if mailing.started_at else {}
     for variant in mailing.variants:
         figures = VariantFigures(
             id=variant.id,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
-from app.mailings.abtest.decision import decide_due_tests, trip_breakers
+from app.mailings.abtest.decision import decide_due_tests, settle_tests, trip_breakers
 from app.mailings.delivery.fanout import requeue_stalled_batches
 from app.mailings.delivery.launch import hold_unless_campaign_open, start_mailing
 from app.mailings.delivery.sending import finish_if_complete
@@ -74,6 +74,7 @@ MAILING_TICKS = {
     # A/B tests: stop harmful variants first, so a stopped one cannot win the same tick.
     "ab_variants_stopped": trip_breakers,
     "ab_winners_picked": decide_due_tests,
+    "ab_settled": settle_tests,
     "requeued": requeue_stalled_mailings,
     "finished": finish_completed_mailings,
 }

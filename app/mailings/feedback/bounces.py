@@ -16,13 +16,14 @@ from email.message import Message
 from email.parser import HeaderParser
 from email.utils import parsedate_to_datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from app.db import dialect_name, utcnow
 from app.extensions import db
-from app.mailings.models import BounceEvent, BounceKind, Delivery
+from app.mailings.models import AbVariantRollup, BounceEvent, BounceKind, Delivery
 from app.supporters.emails import email_for_lookup
 from app.supporters.models import SubscriptionStatus, Supporter
 from app.supporters.services import change_status
@@ -83,6 +84,12 @@ def record_bounce(
         delivery = db.session.get(Delivery, delivery_id)
     else:
         delivery = find_delivery(message_id) if message_id else None
+    counted_for_variant = (
+        delivery is not None and delivery.variant_id is not None and kind in VARIANT_BOUNCE_COUNTERS
+    )
+    if counted_for_variant:
+        # Two reports for one A/B test recipient at once take turns, so exactly one is first.
+        db.session.refresh(delivery, with_for_update=True)
     address = normalise_address(email) if email else None
     supporter_id = delivery.supporter_id if delivery is not None else None
     if address and supporter_id is not None:
@@ -108,6 +115,8 @@ def record_bounce(
     )
     if event_id is None:
         return BounceOutcome(duplicate=True)
+    if counted_for_variant:
+        _count_for_variant(delivery, kind)
 
     suppressed = False
     if supporter_id is not None:
@@ -119,6 +128,35 @@ def record_bounce(
         supporter_id=supporter_id,
         delivery_id=delivery.id if delivery is not None else None,
         suppressed=suppressed,
+    )
+
+
+# An A/B variant's counters of recipients with a report of these kinds (its circuit breaker
+# and its figures read them).
+VARIANT_BOUNCE_COUNTERS = {BounceKind.COMPLAINT: "complaints", BounceKind.HARD: "hard_bounces"}
+
+
+def _count_for_variant(delivery: Delivery, kind: BounceKind) -> None:
+    """Count the recipient in their variant's rollup if this is their first report of the kind."""
+    reports = db.session.scalar(
+        select(func.count()).where(
+            BounceEvent.mailing_id == delivery.mailing_id,
+            BounceEvent.kind == kind,
+            BounceEvent.delivery_id == delivery.id,
+        )
+    )
+    if reports != 1:
+        return
+    counter = VARIANT_BOUNCE_COUNTERS[kind]
+    insert = pg_insert if dialect_name(db.session) == "postgresql" else sqlite_insert
+    statement = insert(AbVariantRollup).values(
+        variant_id=delivery.variant_id, mailing_id=delivery.mailing_id, **{counter: 1}
+    )
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[AbVariantRollup.variant_id],
+            set_={counter: getattr(AbVariantRollup, counter) + 1},
+        )
     )
 
 

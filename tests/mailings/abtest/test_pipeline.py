@@ -426,3 +426,82 @@ def test_a_sent_mailing_cannot_change_its_test(settings, redis_conn):
             {"test_fraction": 0.5, "wait_minutes": 5, "variants": [{}, {"subject": "x"}]},
             actor="test",
         )
+
+
+def test_complaints_count_once_per_recipient_and_trip_the_breaker(settings, smtp_sink, redis_conn):
+    from app.mailings.feedback.bounces import record_bounce
+
+    settings = replace(settings, smtp_url=smtp_sink.url, batch_size=50)
+    mailing = _ab_mailing(
+        settings, 40, test_fraction=0.5, max_complaint_rate=0.05, breaker_min_sent=2
+    )
+    _start(settings, mailing)
+    send_batch(mailing.id, 0, settings)
+    a_delivery = db.session.scalar(
+        select(Delivery.id).where(
+            Delivery.variant_id == next(v.id for v in mailing.variants if v.label == "A")
+        )
+    )
+    for external_id in ("fbl-1", "fbl-2"):  # two reports of one recipient's complaint
+        record_bounce(
+            kind="complaint",
+            source="webhook",
+            delivery_id=a_delivery,
+            external_id=external_id,
+            soft_bounce_limit=3,
+        )
+    db.session.commit()
+    figures = {v.label: v for v in ab_results(mailing).variants}
+    assert (figures["A"].complaints, figures["B"].complaints) == (1, 0)
+    assert trip_breakers(settings) == 1  # 1 of 10 is 10 %, past 5 %
+    db.session.refresh(mailing)
+    assert [v.label for v in mailing.variants if v.stopped_at] == ["A"]
+
+
+def test_a_finished_test_portion_is_counted_once_and_rebuild_agrees(
+    settings, smtp_sink, redis_conn
+):
+    from app.mailings.abtest.decision import settle_tests
+    from app.mailings.feedback.bounces import record_bounce
+    from app.tracking.rebuild import differences, rebuild, rollup_state
+
+    settings = replace(settings, smtp_url=smtp_sink.url, batch_size=10)
+    mailing = _ab_mailing(settings, 50, test_fraction=0.4)
+    _start(settings, mailing)
+    assert settle_tests(settings) == 0  # the test portion has not been sent yet
+    _send_all(settings, mailing, range(mailing.ab_test.test_batch_count))
+    a, b = _supporters_of(mailing, "A"), _supporters_of(mailing, "B")
+    for supporter_id in a[:3]:
+        record_event(EventKind.OPEN, LinkClaims(mailing.id, supporter_id), PROXY)
+    for supporter_id in b[:4]:
+        record_event(EventKind.CLICK, LinkClaims(mailing.id, supporter_id), PERSON)
+    record_event(EventKind.ACTION, LinkClaims(mailing.id, b[0]), PERSON)
+    b_delivery = db.session.scalar(
+        select(Delivery.id).where(Delivery.mailing_id == mailing.id, Delivery.supporter_id == b[1])
+    )
+    record_bounce(kind="hard", source="dsn", delivery_id=b_delivery, soft_bounce_limit=3)
+    db.session.commit()
+
+    assert settle_tests(settings) == 1
+    assert settle_tests(settings) == 0
+    db.session.refresh(mailing.ab_test)
+    outcomes = mailing.ab_test.variant_outcomes
+    assert sorted(figures["sent"] for figures in outcomes.values()) == [10, 10]
+    figures = {v.label: v for v in ab_results(mailing).variants}
+    assert (figures["A"].opens, figures["A"].human_opens) == (3, 0)
+    assert (figures["B"].human_clicks, figures["B"].actions, figures["B"].hard_bounces) == (4, 1, 1)
+    # Counted once: a report no longer counts the deliveries (a row changed behind its back
+    # does not move the settled figure).
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.mailing_id == mailing.id, Delivery.supporter_id == a[0])
+        .values(status=DeliveryStatus.FAILED)
+    )
+    assert {v.label: v.sent for v in ab_results(mailing).variants} == {"A": 10, "B": 10}
+    db.session.rollback()
+
+    before = rollup_state(mailing.id)
+    assert before["variants"]  # the live rollups have the variants' counts
+    rebuild(mailing.id)
+    db.session.commit()
+    assert differences(before, rollup_state(mailing.id)) == 0
