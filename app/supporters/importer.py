@@ -14,7 +14,9 @@ supporters its first attempt created as unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import io
 import re
 import shutil
@@ -130,7 +132,8 @@ def run_import(
     _reset(supporter_import)
     db.session.commit()
     try:
-        _run(supporter_import, progress, chunk_size)
+        with _without_cyclic_gc():
+            _run(supporter_import, progress, chunk_size)
     except CsvFileError as exc:
         db.session.rollback()
         _finish(supporter_import, ImportStatus.FAILED, str(exc))
@@ -139,6 +142,26 @@ def run_import(
         _finish(supporter_import, ImportStatus.FAILED, f"The import stopped unexpectedly: {exc}")
         raise  # let RQ record it and retry
     return supporter_import
+
+
+@contextlib.contextmanager
+def _without_cyclic_gc():
+    """Pause Python's cycle collector for the import, and run it once at the end.
+
+    The CSV reader makes a list per record and a chunk keeps 20,000 of them alive, so the
+    collector's generations fill and it rescans them again and again: a third of the import's
+    Python time at a million rows, measured, for nothing, as an import makes no reference
+    cycles worth collecting early. Reference counting still frees every chunk as it goes.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
 
 
 def _reset(supporter_import: SupporterImport) -> None:
@@ -174,18 +197,22 @@ def _run(supporter_import: SupporterImport, progress: Progress | None, chunk_siz
         supporter_import,
         list_id=_ensure_list(supporter_import.list_name),
         tag_ids=_ensure_tags(supporter_import.tag_names or []),
+        custom_names=csv_file.custom_field_names,
     )
     _ensure_custom_fields(csv_file.custom_field_names)
     db.session.commit()
     if progress:
         progress(0, total)
-    chunks = csv_file.chunks(chunk_size, supporter_import.source)
-    for rows_read, rows, rejections in _read_ahead(chunks):
-        created, updated = writer.write(rows) if rows else (0, 0)
+    chunks = (
+        (rows_read, len(rows), writer.prepare(rows) if rows else None, rejections)
+        for rows_read, rows, rejections in csv_file.chunks(chunk_size, supporter_import.source)
+    )
+    for rows_read, row_count, prepared, rejections in _read_ahead(chunks):
+        created, updated = writer.write(prepared) if row_count else (0, 0)
         writer.reject(rejections)
         supporter_import.created_count += created
         supporter_import.updated_count += updated
-        supporter_import.unchanged_count += len(rows) - created - updated
+        supporter_import.unchanged_count += row_count - created - updated
         supporter_import.rejected_count += len(rejections)
         supporter_import.processed_rows = rows_read
         db.session.commit()
@@ -196,7 +223,7 @@ def _run(supporter_import: SupporterImport, progress: Progress | None, chunk_siz
 
 
 def _read_ahead(chunks: Iterator) -> Iterator:
-    """Parse the next chunk in a thread while the database writes this one.
+    """Parse (and prepare) the next chunk in a thread while the database writes this one.
 
     The driver releases the GIL while it waits for the server, so on two cores the Python
     parsing and the SQL overlap.
