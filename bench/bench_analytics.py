@@ -38,9 +38,10 @@ from app.config import Settings, normalise_database_url
 from app.db import utcnow
 from app.extensions import db
 from app.mailings.abtest import statistics as statistics_module
-from app.mailings.abtest.results import ab_results
-from app.mailings.models import Mailing, MailingLink, MailingStatus
+from app.mailings.abtest.results import ab_results, settle_variant_outcomes
+from app.mailings.models import AbTest, Mailing, MailingLink, MailingStatus
 from app.supporters.models import Segment
+from app.supporters.segments import count_segment
 from app.tracking import buffer, report_csv, reports, rollups
 from app.tracking.rebuild import rebuild
 from app.tracking.stats import mailing_stats
@@ -300,6 +301,12 @@ def report(deliveries: int, runs: int) -> None:
         f"(filled in {filled:.1f}s, `stats rebuild` in {rebuilt:.1f}s)"
     )
     print(f"  {'read':<28} {'min ms':>8} {'median':>8} {'p95':>8}")
+    # While the test portion sends, its recipients and sent messages are counted per request;
+    # once it has finished the clock stores them (settle_variant_outcomes) and reports read that.
+    low, median, p95 = timed(lambda: _ab_results_uncached(mailing_id), max(3, runs // 3))
+    print(f"  {'A/B variants, test sending':<28} {low:>8.1f} {median:>8.1f} {p95:>8.1f}")
+    settle_variant_outcomes(db.session.get(AbTest, mailing_id))
+    db.session.commit()
     worst = 0.0
     for name, function in (
         ("mailing_stats (API)", lambda: mailing_stats(mailing_id)),
@@ -310,10 +317,12 @@ def report(deliveries: int, runs: int) -> None:
         worst = max(worst, median)
         print(f"  {name:<28} {low:>8.1f} {median:>8.1f} {p95:>8.1f}")
     print(
-        f"  target: median <= {REPORT_TARGET_MS:.0f} ms per report"
+        f"  target: median <= {REPORT_TARGET_MS:.0f} ms per report (the A/B test settled)"
         f" {'OK' if worst <= REPORT_TARGET_MS else 'ABOVE TARGET'}"
     )
     breakdowns(mailing_id, max(3, runs // 6))
+    print(f"  {'behaviour segment':<40} {'members':>9} {'min ms':>8} {'median':>8} {'p95':>8}")
+    behaviour_segments(max(3, runs // 10))
     stats = mailing_stats(mailing_id)
     print(f"  figures: { ({k: v for k, v in stats.items() if k != 'deliveries'}) }")
     ab = ab_results(db.session.get(Mailing, mailing_id))
@@ -325,6 +334,23 @@ def report(deliveries: int, runs: int) -> None:
         )
         + f"; leader {ab.leader}, p = {ab.p_value if ab.p_value is None else round(ab.p_value, 6)}"
     )
+
+
+# Behaviour segments over the same supporters and events (app/tracking/behaviour.py): the
+# sunset list reads each supporter's events since a cutoff from ix_tracking_events_supporter_time.
+BEHAVIOUR_SEGMENTS = {
+    "sunset (not engaged, 12 months)": {"behaviour": [{"type": "not_engaged", "months": 12}]},
+    "opened any of the last 3": {
+        "behaviour": [{"type": "opened_recent_mailings", "last_mailings": 3}]
+    },
+}
+
+
+def behaviour_segments(runs: int) -> None:
+    for name, definition in BEHAVIOUR_SEGMENTS.items():
+        found = count_segment(definition)
+        low, median, p95 = timed(lambda definition=definition: count_segment(definition), runs)
+        print(f"  {'count: ' + name:<40} {found:>9,} {low:>8.1f} {median:>8.1f} {p95:>8.1f}")
 
 
 def _ab_results_uncached(mailing_id: int):
