@@ -120,8 +120,12 @@ def _register_error_pages(app: Flask) -> None:
     def wants_json() -> bool:
         return request.path.startswith("/api/") or request.path.startswith("/webhooks/")
 
+    from app.osdi import views as osdi
+
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc: HTTPException):
+        if osdi.is_osdi_request():
+            return osdi.http_error(exc)
         if wants_json():
             return http_error_response(exc)
         return render_template(

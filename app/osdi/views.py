@@ -12,6 +12,7 @@ from functools import wraps
 
 from flask import Blueprint, Response, g, request
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
 from app.auth.models import Role
 from app.auth.services import find_active_token, role_allows
@@ -26,7 +27,8 @@ from app.osdi.paging import page_request, people_page
 from app.security import parse_json
 from app.supporters.models import MailingList, Supporter, Tag
 
-osdi = Blueprint("osdi", __name__, url_prefix=resources.PREFIX)
+PREFIX = resources.PREFIX
+osdi = Blueprint("osdi", __name__, url_prefix=PREFIX)
 HAL = "application/hal+json"
 TOKEN_HEADER = "OSDI-API-Token"
 
@@ -43,6 +45,22 @@ def hal(body: dict, status: int = 200) -> Response:
 @osdi.errorhandler(OsdiError)
 def _osdi_error(exc: OsdiError):
     return hal({"error": exc.message}, exc.status)
+
+
+def is_osdi_request() -> bool:
+    return request.path == PREFIX or request.path.startswith(PREFIX + "/")
+
+
+def http_error(exc: HTTPException) -> Response:
+    """A routing error under the OSDI prefix (no such path, wrong method) in OSDI's shape.
+
+    Called by create_app's handler: a blueprint's own handlers never see a URL that matched
+    none of its routes.
+    """
+    response = hal({"error": exc.description or exc.name}, exc.code or 500)
+    if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
 
 
 @osdi.errorhandler(DomainError)

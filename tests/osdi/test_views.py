@@ -198,6 +198,24 @@ def test_unknown_people_are_404(client, osdi_token):
         assert response.json == {"error": "Couldn't find person with id = 999999"}
 
 
+def test_paths_and_methods_that_match_no_route_answer_in_osdi_shape(client, osdi_token):
+    headers = osdi_token()
+    for method, path, status in (
+        ("get", "people/not-a-number", 404),
+        ("get", "petitions", 404),
+        ("delete", "people", 405),
+        ("patch", "tags", 405),
+    ):
+        response = getattr(client, method)(f"{BASE}/{path}", headers=headers)
+        assert response.status_code == status, (method, path)
+        assert response.mimetype == "application/hal+json"
+        assert set(response.json) == {"error"} and response.json["error"]
+    refused = client.delete(f"{BASE}/people", headers=headers)
+    assert "GET" in refused.headers["Allow"]
+    # Outside the prefix, Clarion's own API keeps its error shape.
+    assert "code" in client.get("/api/v1/nowhere").json["error"]
+
+
 def test_bad_bodies_are_400_and_change_nothing(client, osdi_token):
     headers = {**osdi_token(), "Content-Type": "application/json"}
     bad = [
