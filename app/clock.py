@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from app.campaigns.confirmations import purge_expired_pending
+from app.campaigns.confirmations import purge_expired_pending, redrive_unsent_confirmations
 from app.campaigns.letters import redrive_due_letters
 from app.campaigns.services import close_expired
 from app.config import Settings
@@ -28,6 +28,7 @@ TICKS: dict[str, Callable[[Settings], int]] = {
     **MAILING_TICKS,  # held, started, A/B breakers and winners, requeued, finished
     "closed": lambda settings: close_expired(),
     "letters": redrive_due_letters,
+    "confirmations": redrive_unsent_confirmations,  # confirmation mails whose job Redis lost
     "pending": purge_expired_pending,  # held actions whose confirmation link expired
 }
 

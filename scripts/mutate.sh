@@ -50,14 +50,16 @@ declare -A TESTS=(
     tests/mailers/test_message.py tests/mailers/test_qp_body.py
     tests/mailers/test_dkim.py::test_signed_message_verifies"
   [app/supporters/csvformat.py]="$NO_DB tests/supporters/test_csvformat_edges.py tests/supporters/test_csvformat.py"
+  [app/supporters/csvcells.py]="$NO_DB tests/supporters/test_csvformat_edges.py tests/supporters/test_csvformat.py"
 )
 # module -> tests needing the database, run (with the conftest) only when the fast ones pass.
 # The importer's real-RQ-worker test is left out: 5 s a mutant for the queueing, not the parsing.
 declare -A DB_TESTS=(
   [app/supporters/csvformat.py]="-m 'not integration' tests/supporters/test_import.py tests/supporters/test_export.py"
+  [app/supporters/csvcells.py]="-m 'not integration' tests/supporters/test_import.py tests/supporters/test_import_staging.py tests/supporters/test_export.py"
 )
 DEFAULT=(app/links/tokens.py mailers/merge.py app/tracking/machine.py app/mailings/delivery/throttle.py
-  mailers/message.py app/supporters/csvformat.py)
+  mailers/message.py app/supporters/csvformat.py app/supporters/csvcells.py)
 MODULES=("$@")
 [ ${#MODULES[@]} -eq 0 ] && MODULES=("${DEFAULT[@]}")
 

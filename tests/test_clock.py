@@ -27,6 +27,7 @@ def test_the_clock_runs_every_domains_ticks_and_mailings_sweep_only_its_own(sett
         "finished",
         "closed",
         "letters",
+        "confirmations",
         "pending",
     ]
     assert run_ticks(settings) == dict.fromkeys(TICKS, 0)

@@ -9,23 +9,36 @@ the same "check your inbox" page, so the form never tells whether an address is 
 
 The confirmation link is signed for its own purpose (salt "clarion.confirm-action"), carries the
 pending row's id only, expires after CONFIRM_MAX_AGE and works once.
+
+The database says which mails are still owed (mail_sent_at, mail_failed_at); RQ's retries handle
+temporary SMTP failures, and the clock (redrive_unsent_confirmations) enqueues again the mail of
+a row whose job Redis lost, so a restart without persistence does not silently drop actions.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from email.utils import parseaddr
 
+from rq.registry import FailedJobRegistry
 from sqlalchemy import delete, func, select
 
 from app.campaigns import letter_text, services
-from app.campaigns.models import Action, Campaign, CampaignKind, PendingAction
+from app.campaigns.models import (
+    Action,
+    Campaign,
+    CampaignKind,
+    PendingAction,
+    confirmation_mail_owed,
+)
 from app.config import Settings
 from app.db import utcnow
 from app.errors import DomainError
 from app.extensions import db
-from app.jobs import SEND_ACTION_CONFIRMATION, enqueue
+from app.jobs import SEND_ACTION_CONFIRMATION, enqueue, queue_of
 from app.links.tokens import ConfirmTokens, TokenError, TokenExpired
+from app.queues import job_is_live
 from app.supporters.emails import email_for_lookup
 from app.supporters.models import Supporter
 from app.supporters.privacy import iso
@@ -33,7 +46,14 @@ from app.supporters.services import find_by_email
 from mailers.plain import build_plain_message
 from mailers.transport import PermanentFailure, SmtpTransport
 
+log = logging.getLogger(__name__)
+
 CONFIRM_MAX_AGE = 7 * 24 * 3600
+# The job queued with the held row has had this long to mail it (it normally takes seconds);
+# a row still owed its mail after that, with no live job, lost it and is enqueued again.
+REDRIVE_GRACE = timedelta(minutes=2)
+REDRIVE_BATCH = 500
+RQ_GAVE_UP = "RQ gave up on the job after its retries (kept in RQ's failed registry)"
 # However often an address is typed, it gets at most this many confirmation mails a day: the
 # form must not become a way to flood someone's inbox from our domain.
 MAILS_PER_ADDRESS_PER_DAY = 3
@@ -157,7 +177,7 @@ def confirmation_message(pending: PendingAction, settings: Settings) -> tuple[by
 
 
 def send_confirmation(pending_id: int, settings: Settings, *, transport=None) -> str:
-    """Mail the confirmation link once; return sent, failed or done (nothing to do).
+    """Mail the confirmation link once; return sent, failed (recorded on the row) or done.
 
     Temporary SMTP failures raise, so RQ retries. A worker killed between the server's
     acceptance and the commit sends the same link again: harmless, it still works once.
@@ -173,15 +193,64 @@ def send_confirmation(pending_id: int, settings: Settings, *, transport=None) ->
     transport = transport or SmtpTransport(settings.smtp)
     try:
         transport.send(parseaddr(settings.mail_from)[1], pending.email, data)
-    except PermanentFailure:
-        db.session.rollback()
+    except PermanentFailure as exc:
+        # Recorded, so the clock's re-drive leaves the row alone instead of asking again.
+        pending.mail_failed_at, pending.mail_error = utcnow(), str(exc)[:2000]
+        db.session.commit()
         return "failed"
     finally:
         if own:
             transport.close()
+    # A job staff requeued from RQ's failed registry may succeed after a recorded failure.
     pending.mail_sent_at, pending.mail_message_id = utcnow(), message_id
+    pending.mail_failed_at = pending.mail_error = None
     db.session.commit()
     return "sent"
+
+
+def redrive_unsent_confirmations(settings: Settings, now=None) -> int:
+    """Enqueue again every owed confirmation mail whose job Redis lost; return how many.
+
+    Only a job RQ no longer holds (a Redis restart without persistence, a flush, an enqueue
+    that failed while Redis was down) or one left "started" by a dead worker is re-driven: a
+    job waiting for one of RQ's retries is live and left to them. A job RQ gave up on is
+    recorded as failed, so it is not re-driven tick after tick (staff can requeue it in RQ).
+    Rows a worker holds locked are skipped; a duplicate job is harmless, as send_confirmation
+    locks the row and does nothing for a mail already sent.
+    """
+    now = now or utcnow()
+    owed = db.session.scalars(
+        select(PendingAction)
+        .where(
+            confirmation_mail_owed(),
+            PendingAction.created_at <= now - REDRIVE_GRACE,
+            PendingAction.created_at > now - timedelta(seconds=CONFIRM_MAX_AGE),
+        )
+        .order_by(PendingAction.created_at)
+        .limit(REDRIVE_BATCH)
+        .with_for_update(skip_locked=True)
+    ).all()
+    # Past its timeout plus a margin, a job still "started" has lost its worker.
+    stale_after = SEND_ACTION_CONFIRMATION.timeout + 60
+    not_live = [
+        pending
+        for pending in owed
+        if not job_is_live(
+            settings, SEND_ACTION_CONFIRMATION.job_id(pending.id), stale_after=stale_after
+        )
+    ]
+    failed_jobs = FailedJobRegistry(queue=queue_of(SEND_ACTION_CONFIRMATION, settings))
+    redriven = 0
+    for pending in not_live:
+        if SEND_ACTION_CONFIRMATION.job_id(pending.id) in failed_jobs:
+            pending.mail_failed_at, pending.mail_error = now, RQ_GAVE_UP
+            log.warning("confirmation %s: %s; not re-driven", pending.id, RQ_GAVE_UP)
+            continue
+        enqueue(SEND_ACTION_CONFIRMATION, settings, pending.id)
+        redriven += 1
+    if redriven:
+        log.info("confirmations: re-enqueued %d mails whose job was lost", redriven)
+    return redriven
 
 
 class ConfirmProblem(DomainError):
@@ -326,6 +395,8 @@ def export_pending_for_email(email: str) -> list[dict]:
             "consent_detail": pending.consent_detail,
             "created_at": iso(pending.created_at),
             "confirmation_mailed_at": iso(pending.mail_sent_at),
+            "confirmation_failed_at": iso(pending.mail_failed_at),
+            "confirmation_error": pending.mail_error,
             "confirmed_at": iso(pending.confirmed_at),
         }
         for pending, title, slug in rows

@@ -29,7 +29,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.jobs import SEND_LETTER, enqueue
 from app.queues import job_is_live
-from app.supporters.csvformat import spreadsheet_safe
+from app.supporters.csvcells import spreadsheet_safe
 from app.supporters.models import Supporter
 from mailers.plain import build_plain_message
 from mailers.transport import LocalError, PermanentFailure, SmtpTransport, TemporaryFailure

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, and_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import BigId, UtcDateTime, utcnow
@@ -180,6 +180,10 @@ class PendingAction(db.Model):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     mail_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     mail_message_id: Mapped[str | None] = mapped_column(String(300))
+    # Set when the confirmation mail cannot go out: the server refused it for good, or RQ spent
+    # its retries. The clock re-drives lost jobs only for rows without it; no public page shows it.
+    mail_failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    mail_error: Mapped[str | None] = mapped_column(Text)
     confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     action_id: Mapped[int | None] = mapped_column(
         ForeignKey("campaign_actions.id", ondelete="SET NULL")
@@ -190,3 +194,22 @@ class PendingAction(db.Model):
         Index("ix_campaign_pending_actions_campaign_created", "campaign_id", "created_at"),
         Index("ix_campaign_pending_actions_client_created", "client_hash", "created_at"),
     )
+
+
+def confirmation_mail_owed():
+    """Held rows still owed their confirmation mail: not sent, not given up on, not confirmed."""
+    return and_(
+        PendingAction.mail_sent_at.is_(None),
+        PendingAction.mail_failed_at.is_(None),
+        PendingAction.confirmed_at.is_(None),
+    )
+
+
+# The clock looks for rows owed their mail every few seconds: only those few rows are in this
+# index, however many a week of public forms has held.
+Index(
+    "ix_campaign_pending_actions_mail_owed",
+    PendingAction.created_at,
+    postgresql_where=confirmation_mail_owed(),
+    sqlite_where=confirmation_mail_owed(),
+)

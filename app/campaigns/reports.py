@@ -27,7 +27,7 @@ from app.campaigns.services import letter_counts
 from app.errors import Invalid
 from app.extensions import db
 from app.mailings.models import Mailing
-from app.supporters.csvformat import spreadsheet_safe
+from app.supporters.csvcells import spreadsheet_safe
 from app.tracking.comparisons import MailingSelection, mailing_rows, per_thousand, select_mailings
 
 LETTER_STATES = tuple(s.value for s in LetterStatus)

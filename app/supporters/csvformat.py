@@ -22,14 +22,24 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, islice
 from typing import BinaryIO
 
+from app.supporters.csvcells import (
+    MAX_CUSTOM_VALUE,
+    PROFILE_RULES,
+    by_value,
+    clean_column,
+    clean_text,
+    custom_field_name,
+    cut_at,
+    subscription_status,
+    unquote_spreadsheet_safe,
+)
 from app.supporters.csvencoding import (
     PREFIX_BYTES,
     CsvFileError,
@@ -44,10 +54,8 @@ from app.supporters.csvencoding import (
 from app.supporters.emails import InvalidEmail, normalise_email
 from app.supporters.models import SubscriptionStatus
 
-MAX_CUSTOM_VALUE = 2000
 CHECK_BATCH = 1000  # records per step of the counting pass (few alive at once)
 MAX_RAW = 2000
-FIELD_LIMITS = {"first_name": 200, "last_name": 200, "source": 200}
 
 # Header names, compared after lower-casing and dropping everything but letters and digits.
 # A few German, French and Spanish names too, as exports from European tools use them.
@@ -63,41 +71,8 @@ ALIASES = {
 }
 _ALIAS_TO_FIELD = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
 
-# A status column may only make a *new* supporter suppressed; it never changes an existing one.
-STATUS_VALUES = {
-    "": SubscriptionStatus.SUBSCRIBED,
-    "subscribed": SubscriptionStatus.SUBSCRIBED,
-    "active": SubscriptionStatus.SUBSCRIBED,
-    "unsubscribed": SubscriptionStatus.UNSUBSCRIBED,
-    "optedout": SubscriptionStatus.UNSUBSCRIBED,
-    "optout": SubscriptionStatus.UNSUBSCRIBED,
-    "bounced": SubscriptionStatus.BOUNCED,
-    "cleaned": SubscriptionStatus.BOUNCED,
-    "complained": SubscriptionStatus.COMPLAINED,
-    "spam": SubscriptionStatus.COMPLAINED,
-}
-
-ISO_COUNTRIES = frozenset(
-    """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
-    BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC
-    EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK
-    HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB
-    LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ
-    NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU
-    RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN
-    TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW""".split()  # noqa: SIM905
-)
-COUNTRY_ALIASES = {"UK": "GB"}
-_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
-
 # Columns of Clarion's own export that are not imported (the database keeps its own timestamps).
 _OWN_COLUMNS = frozenset({"created_at", "updated_at"})
-
-# Control characters: line breaks and tabs become spaces, the rest (NUL, C1, …) are removed.
-_CONTROL = {c: None for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
-_CONTROL.update({ord("\t"): " ", ord("\n"): " ", ord("\r"): " ", 0x2028: " ", 0x2029: " "})
-_FORMULA_TRIGGERS = frozenset("=+-@\t\r")
-_FORMULA_START = ("'=", "'+", "'-", "'@")
 
 
 # The profile fields a row may set, in SupporterRow's order; the email is the row's key.
@@ -184,104 +159,6 @@ class Rejection:
     row_number: int
     reason: str
     raw: str
-
-
-def email_hash(email: str) -> str:
-    """Return the hash ErasedEmail stores for a (normalised) address."""
-    return hashlib.sha256(email.encode()).hexdigest()
-
-
-def clean_text(value: str) -> str | None:
-    """Strip a cell, remove control characters and an exporter's anti-formula quote."""
-    if not value.isprintable():
-        value = value.translate(_CONTROL)
-    return unquote_spreadsheet_safe(value.strip()) or None
-
-
-def spreadsheet_safe(value: str) -> str:
-    """Quote a cell a spreadsheet would run as a formula (OWASP's CSV injection advice).
-
-    The one guard every CSV Clarion writes goes through (exports, import reports, letters).
-    """
-    if value and value[0] in _FORMULA_TRIGGERS:
-        return "'" + value
-    return value
-
-
-def unquote_spreadsheet_safe(value: str) -> str:
-    """Undo `spreadsheet_safe` on a stripped cell, so Clarion's own exports import unchanged."""
-    # Tab and CR are not undone: the importer turns them into spaces and strips them anyway.
-    return value[1:] if value.startswith(_FORMULA_START) else value
-
-
-def custom_field_name(header: str) -> str:
-    """Turn a column header into a custom field name usable as a merge field."""
-    return re.sub(r"[^0-9a-z]+", "_", header.strip().lower()).strip("_")[:100]
-
-
-def country_code(value: str) -> str | None:
-    """Return the ISO 3166 code a country cell means, or None (an invalid one is dropped)."""
-    code = value.upper()
-    code = COUNTRY_ALIASES.get(code, code)
-    return code if code in ISO_COUNTRIES else None
-
-
-def language_code(value: str) -> str | None:
-    """Return the language tag a cell means ("en_GB" -> "en-gb"), or None if it is not one."""
-    code = value.lower().replace("_", "-")
-    return code if len(code) <= 16 and _LANGUAGE.fullmatch(code) else None
-
-
-def subscription_status(value: str | None) -> SubscriptionStatus | None:
-    """Return the status a status cell means (empty: subscribed), or None if it is unknown."""
-    return STATUS_VALUES.get(re.sub(r"[\s_-]", "", (value or "").lower()))
-
-
-def clean_column(values: Sequence[str]) -> list[str | None]:
-    """Return `[clean_text(v) for v in values]`, checking the whole column at once.
-
-    Nearly every column of a real file is printable text, which needs only stripping; one
-    check of the joined column says so instead of a Python call per cell.
-    """
-    joined = "".join(values)
-    if not joined.isprintable():
-        return [clean_text(v) for v in values]
-    stripped = map(str.strip, values)
-    if "'" in joined:
-        stripped = map(unquote_spreadsheet_safe, stripped)
-    return [v or None for v in stripped]
-
-
-def _by_value(rule: Callable, values: list[str | None]) -> list:
-    """Apply `rule` once per distinct value: a column of countries has a few hundred at most."""
-    results = {v: rule(v) for v in set(values) if v is not None}
-    results[None] = None
-    return list(map(results.__getitem__, values))
-
-
-def _cut(values: list[str | None], limit: int) -> list[str | None]:
-    """Cut values at `limit` characters (names, sources, custom fields)."""
-    if max(map(len, filter(None, values)), default=0) <= limit:
-        return values
-    return [v[:limit] if v else v for v in values]
-
-
-def _postcodes(values: list[str | None]) -> list[str | None]:
-    # A postcode longer than 40 characters is dropped, not cut: a cut postcode is a wrong one.
-    if max(map(len, filter(None, values)), default=0) <= 40:
-        return values
-    return [v if v and len(v) <= 40 else None for v in values]
-
-
-# How each profile column is made from its cleaned cells.
-_PROFILE_RULES: dict[str, Callable[[list], list]] = {
-    "first_name": lambda values: _cut(values, FIELD_LIMITS["first_name"]),
-    "last_name": lambda values: _cut(values, FIELD_LIMITS["last_name"]),
-    "postcode": _postcodes,
-    "country": lambda values: _by_value(country_code, values),
-    "language": lambda values: _by_value(language_code, values),
-    "source": lambda values: _cut(values, FIELD_LIMITS["source"]),
-}
 
 
 def _alias_key(header: str) -> str:
@@ -447,7 +324,7 @@ class SupporterCsv:
         columns = list(zip(*self._fitted(records, problems), strict=True))
         email = _emails(columns[self.columns["email"]], problems)
         profile = {
-            name: _PROFILE_RULES[name](clean_column(columns[self.columns[name]]))
+            name: PROFILE_RULES[name](clean_column(columns[self.columns[name]]))
             if name in self.columns
             else [None] * len(records)
             for name in PROFILE_COLUMNS
@@ -457,12 +334,12 @@ class SupporterCsv:
         status = [SubscriptionStatus.SUBSCRIBED] * len(records)
         if "status" in self.columns:
             cells = clean_column(columns[self.columns["status"]])
-            known = _by_value(subscription_status, cells)
+            known = by_value(subscription_status, cells)
             for i in [i for i, value in enumerate(known) if value is None and cells[i]]:
                 problems.setdefault(i, f"unknown status {cells[i][:40]!r}")
             status = [value or SubscriptionStatus.SUBSCRIBED for value in known]
         custom = {
-            name: _cut(clean_column(columns[index]), MAX_CUSTOM_VALUE)
+            name: cut_at(clean_column(columns[index]), MAX_CUSTOM_VALUE)
             for name, index in self.custom_columns
         }
         chunk = SupporterChunk(numbers, email, profile, status, custom)

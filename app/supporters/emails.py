@@ -7,6 +7,7 @@ them finds the same supporter.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from email_validator import EmailNotValidError, validate_email
@@ -64,3 +65,9 @@ def email_for_lookup(raw: str | None) -> str:
         return normalise_email(raw)
     except InvalidEmail:
         return (raw or "").strip().lower()
+
+
+def email_hash(email: str) -> str:
+    """Return the hash ErasedEmail stores for a (normalised) address: the one hash erasure and
+    imports share, so an erased address is recognised when a file brings it back."""
+    return hashlib.sha256(email.encode()).hexdigest()

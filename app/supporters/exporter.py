@@ -16,7 +16,7 @@ from sqlalchemy import Select, select
 
 from app.errors import NotFound
 from app.extensions import db
-from app.supporters.csvformat import spreadsheet_safe
+from app.supporters.csvcells import spreadsheet_safe
 from app.supporters.models import CustomField, ListMembership, MailingList, Segment, Supporter
 from app.supporters.segments import segment_query
 

@@ -15,8 +15,8 @@ from app.supporters.csvformat import (
     Rejection,
     SupporterChunk,
     SupporterRow,
-    email_hash,
 )
+from app.supporters.emails import email_hash
 from app.supporters.models import (
     ErasedEmail,
     ImportRejection,

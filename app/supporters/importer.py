@@ -33,8 +33,9 @@ from app.db import dialect_name, utcnow
 from app.errors import NotFound
 from app.extensions import db
 from app.jobs import RUN_IMPORT, enqueue
+from app.supporters.csvcells import spreadsheet_safe
 from app.supporters.csvencoding import codec_name
-from app.supporters.csvformat import CsvFileError, SupporterCsv, spreadsheet_safe
+from app.supporters.csvformat import CsvFileError, SupporterCsv
 from app.supporters.import_writers import PostgresWriter, SqliteWriter
 from app.supporters.models import (
     CustomField,

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.supporters.csvformat import email_hash  # the one hash erased_emails and imports share
+from app.supporters.emails import email_hash  # the one hash erased_emails and imports share
 from app.supporters.models import (
     ErasedEmail,
     ImportRejection,

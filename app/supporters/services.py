@@ -13,8 +13,12 @@ from app.db import dialect_name
 from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.security import parse_id
-from app.supporters.csvformat import email_hash  # the one hash erased_emails and imports share
-from app.supporters.emails import InvalidSupporterData, email_for_lookup, normalise_email
+from app.supporters.emails import (
+    InvalidSupporterData,
+    email_for_lookup,
+    email_hash,
+    normalise_email,
+)
 from app.supporters.models import (
     STANDARD_FIELDS,
     CustomField,

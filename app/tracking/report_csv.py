@@ -27,7 +27,7 @@ from app.mailings.models import (
     MailingLink,
     MailingVariant,
 )
-from app.supporters.csvformat import spreadsheet_safe
+from app.supporters.csvcells import spreadsheet_safe
 from app.supporters.models import Supporter
 from app.tracking.models import TrackingEvent
 from app.tracking.reports import link_figures

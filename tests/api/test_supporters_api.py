@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.mailings.models import BounceEvent, BounceKind, Delivery, Mailing
-from app.supporters.csvformat import email_hash
+from app.supporters.emails import email_hash
 from app.supporters.models import (
     ErasedEmail,
     MailingList,

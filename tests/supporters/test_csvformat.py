@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.supporters.csvencoding import CsvFileError
-from app.supporters.csvformat import (
-    SupporterCsv,
+from app.supporters.csvcells import (
     clean_text,
     custom_field_name,
     spreadsheet_safe,
     unquote_spreadsheet_safe,
 )
+from app.supporters.csvencoding import CsvFileError
+from app.supporters.csvformat import SupporterCsv
 from app.supporters.emails import normalise_email
 from app.supporters.models import SubscriptionStatus
 

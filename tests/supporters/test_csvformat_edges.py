@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.supporters.csvcells import clean_text, spreadsheet_safe
 from app.supporters.csvencoding import PREFIX_BYTES, CsvFileError
-from app.supporters.csvformat import SupporterCsv, clean_text, spreadsheet_safe
+from app.supporters.csvformat import SupporterCsv
 from app.supporters.import_preview import preview_file
 from app.supporters.models import SubscriptionStatus
 

@@ -13,8 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.supporters.csvformat import email_hash
-from app.supporters.emails import normalise_email
+from app.supporters.emails import email_hash, normalise_email
 from app.supporters.importer import create_import, import_file, rejections_csv, run_import
 from app.supporters.models import (
     CustomField,

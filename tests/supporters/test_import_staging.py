@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.supporters.csvformat import SupporterCsv, clean_column, clean_text
+from app.supporters.csvcells import clean_column, clean_text
+from app.supporters.csvformat import SupporterCsv
 from app.supporters.import_writers import SUPPRESSED_DETAIL, copy_text
 from app.supporters.importer import import_file
 from app.supporters.models import (

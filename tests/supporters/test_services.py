@@ -7,7 +7,7 @@ import pytest
 from app import privacy
 from app.extensions import db
 from app.supporters import services
-from app.supporters.csvformat import email_hash
+from app.supporters.emails import email_hash
 from app.supporters.models import CustomField, ErasedEmail, MailingList, SubscriptionStatus
 
 S = SubscriptionStatus
