@@ -1,4 +1,4 @@
-"""Time the staff Dashboard, Results and Supporters pages at 1,000,000 supporters.
+"""Time the staff Dashboard, Results, Supporters and Lists pages at 1,000,000 supporters.
 
 Builds a scratch PostgreSQL database `clarion_bench_staff` (dropped and re-created), migrates
 it and fills it with generate_series: --supporters supporters with varied names, addresses,
@@ -391,6 +391,8 @@ def main() -> None:
             Page("dashboard live fragment", "/staff/live", DASHBOARD_TARGET_MS),
             Page("results list", "/staff/results/", None),
             Page("one mailing's results", f"/staff/results/{newest_sent}", None),
+            # Each list's members and subscribed members: the counters of migration 0015.
+            Page("lists", "/staff/supporters/lists", None),
             *supporters_pages(client, samples),
         ]
         results = time_pages(client, pages, args.runs)

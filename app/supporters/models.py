@@ -6,10 +6,12 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Enum,
     ForeignKey,
     Index,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -175,6 +177,31 @@ class ListMembership(db.Model):
     # (supporter_id, list_id) rather than supporter_id alone: segment counts read it index-only,
     # in supporter order, and merge-join it with ix_supporters_subscribed_id (see segments.py).
     __table_args__ = (Index("ix_list_memberships_supporter_id", "supporter_id", "list_id"),)
+
+
+# Each connection adds to its own slot (backend pid % LIST_COUNT_SLOTS) of a list's counts, so
+# two imports into one list, or an import and a stream of unsubscribes, do not queue on one row.
+LIST_COUNT_SLOTS = 8
+
+
+class ListMemberCount(db.Model):
+    """One connection's share of a list's members and subscribed members (sum the slots).
+
+    PostgreSQL triggers on list_memberships and supporters (migration 0015) keep these in the
+    transaction that changes a membership or a status, so the counts are exact under the same
+    snapshot as the GROUP BY they replace (services.count_list_members, which SQLite uses).
+    "Subscribed" is may_be_mailed(); the triggers hold the same rule in SQL, and
+    tests/supporters/test_list_counts.py fails if the two part.
+    """
+
+    __tablename__ = "list_member_counts"
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    members: Mapped[int] = mapped_column(BigInteger)
+    subscribed: Mapped[int] = mapped_column(BigInteger)
 
 
 class Tag(db.Model):
