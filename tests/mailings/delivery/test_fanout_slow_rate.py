@@ -124,3 +124,33 @@ def test_a_slow_mailing_is_sent_by_a_real_worker_within_one_job(
     assert job.timeout == batch_job_timeout(worker_settings, SLOW_RATE) > 68
     assert job.get_status() == "finished" and job.retries_left == 3
     assert get_queue(settings, QueueName.SEND).failed_job_registry.count == 0
+
+
+def test_the_sweep_leaves_a_fresh_start_to_its_own_fan_out(settings, redis_conn):
+    """Batches of a just-started mailing with no job recorded yet are the start's, still being
+    enqueued; once a lease has passed they count as lost and get jobs."""
+    from app.mailings.delivery.fanout import _jobs_key
+
+    settings = replace(settings, batch_size=2)
+    audience = make_list()
+    make_supporters(6, mailing_list=audience)
+    mailing = make_mailing(audience)
+    request_send(mailing, settings)
+    db.session.commit()
+    assert start_mailing(mailing.id, settings)
+    queue = get_queue(settings, QueueName.SEND)
+    queue.empty()
+    redis_conn.delete(_jobs_key(settings, mailing.id))  # as if the fan-out had not got there
+    db.session.refresh(mailing)
+    assert requeue_stalled_batches(settings, mailing) == 0
+    assert queue.job_ids == []
+
+    db.session.execute(
+        update(Mailing)
+        .where(Mailing.id == mailing.id)
+        .values(started_at=utcnow() - timedelta(seconds=settings.lease_seconds + 1))
+    )
+    db.session.commit()
+    db.session.refresh(mailing)
+    assert requeue_stalled_batches(settings, mailing) == 3
+    assert len(queue.job_ids) == 3
