@@ -9,8 +9,7 @@ from flask import g, request
 
 from app.api.errors import ApiError
 from app.auth.models import Role
-from app.auth.services import find_active_token, role_allows
-from app.db import utcnow
+from app.auth.services import TokenRefused, authorize_token
 
 
 def current_actor() -> str:
@@ -30,16 +29,11 @@ def require_role(required: Role):
                 raise ApiError(
                     401, "unauthorized", "An 'Authorization: Bearer <token>' header is required."
                 )
-            token = find_active_token(secret.strip())
-            if token is None:
-                raise ApiError(401, "unauthorized", "The API token is unknown or has been revoked.")
-            if not role_allows(token.role, required):
-                raise ApiError(
-                    403,
-                    "forbidden",
-                    f"This needs the {required.value} role; the token has {token.role.value}.",
-                )
-            token.last_used_at = utcnow()
+            try:
+                token = authorize_token(secret.strip(), required)
+            except TokenRefused as exc:
+                code = "unauthorized" if exc.status == 401 else "forbidden"
+                raise ApiError(exc.status, code, exc.message) from exc
             g.api_token = token
             return view(*args, **kwargs)
 

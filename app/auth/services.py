@@ -67,6 +67,29 @@ def find_active_token(secret: str) -> ApiToken | None:
     return token
 
 
+class TokenRefused(Exception):
+    """The token cannot be used for this request; each API edge answers in its own shape."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def authorize_token(secret: str, required: Role) -> ApiToken:
+    """Return the active token with this secret if its role is at least `required`, noting
+    its use; raise TokenRefused (401 unknown or revoked, 403 too small a role) otherwise."""
+    token = find_active_token(secret)
+    if token is None:
+        raise TokenRefused(401, "The API token is unknown or has been revoked.")
+    if not role_allows(token.role, required):
+        raise TokenRefused(
+            403, f"This needs the {required.value} role; the token has {token.role.value}."
+        )
+    token.last_used_at = utcnow()
+    return token
+
+
 def revoke_token(token: ApiToken, *, actor: str) -> None:
     token.revoked_at = utcnow()
     audit.record(

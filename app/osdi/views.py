@@ -15,8 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from app.auth.models import Role
-from app.auth.services import find_active_token, role_allows
-from app.db import utcnow
+from app.auth.services import TokenRefused, authorize_token
 from app.errors import DomainError, Invalid
 from app.extensions import db
 from app.mailings.models import Mailing
@@ -83,15 +82,10 @@ def requires(role: Role):
             secret = request.headers.get(TOKEN_HEADER, "").strip()
             if not secret:
                 raise OsdiError(401, f"Send a Clarion API token in the {TOKEN_HEADER} header.")
-            token = find_active_token(secret)
-            if token is None:
-                raise OsdiError(401, "The API token is unknown or has been revoked.")
-            if not role_allows(token.role, role):
-                raise OsdiError(
-                    403, f"This needs the {role.value} role; the token has {token.role.value}."
-                )
-            token.last_used_at = utcnow()
-            g.osdi_token = token
+            try:
+                g.osdi_token = authorize_token(secret, role)
+            except TokenRefused as exc:
+                raise OsdiError(exc.status, exc.message) from exc
             return view(*args, **kwargs)
 
         return checked

@@ -17,7 +17,6 @@ from app.db import utcnow
 from app.extensions import db
 from app.mailings.compose.rendering import freeze_sources, sources_of
 from app.mailings.models import (
-    AbTest,
     Delivery,
     DeliveryStatus,
     Mailing,
@@ -163,10 +162,6 @@ def snapshot_split(mailing: Mailing, audience, batch_size: int) -> int:
 
 def is_ab_tested(mailing: Mailing) -> bool:
     return mailing.ab_test is not None and len(mailing.variants) >= 2
-
-
-def ab_test_of(mailing_id: int) -> AbTest | None:
-    return db.session.get(AbTest, mailing_id)
 
 
 def variant_sent_to(mailing: Mailing, supporter_id: int) -> MailingVariant | None:

@@ -14,6 +14,7 @@ from app.db import utcnow
 from app.errors import Conflict
 from app.extensions import db
 from app.mailings.abtest.results import AbResults, ab_results, settle_variant_outcomes
+from app.mailings.abtest.schemas import AbTestSchema
 from app.mailings.delivery.control import pause, record
 from app.mailings.delivery.fanout import enqueue_send_batches
 from app.mailings.models import (
@@ -85,7 +86,8 @@ def _decide(
     test.decided_at = utcnow()
     test.decided_by = decided_by
     test.confidence = figures.probability_best if figures else None
-    test.decision = _jsonable(results.as_dict())
+    # Kept in the shape GET …/ab-test answers with, datetimes as ISO strings.
+    test.decision = AbTestSchema().dump(results)
     test.note = None
     released = _release_rest(mailing, settings)
     how = "picked automatically" if decided_by == CLOCK else f"picked by {decided_by}"
@@ -248,14 +250,3 @@ def settle_tests(settings: Settings) -> int:
         .where(AbTest.variant_outcomes.is_(None), Mailing.started_at.is_not(None))
     ).all()
     return sum(settle_variant_outcomes(test) for test in unsettled)
-
-
-def _jsonable(value):
-    """The results as JSON can hold them (datetimes as ISO strings)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value

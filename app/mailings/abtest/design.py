@@ -15,7 +15,13 @@ from app.mailings.compose.rendering import freeze_sources
 from app.mailings.compose.services import MailingError, require_draft
 from app.mailings.delivery.control import record
 from app.mailings.delivery.launch import known_custom_fields
-from app.mailings.models import VARIANT_FIELDS, AbTest, Mailing, MailingVariant
+from app.mailings.models import (
+    VARIANT_FIELDS,
+    VARIANT_LABELS,
+    AbTest,
+    Mailing,
+    MailingVariant,
+)
 from mailers.merge import allowed_fields, validate_template
 from mailers.render import FreezeError
 
@@ -83,7 +89,7 @@ def _check_variants(mailing: Mailing, variants: list[dict]) -> None:
     allowed = allowed_fields(known_custom_fields())
     seen: dict[tuple, int] = {}
     for index, variant in enumerate(variants):
-        label = "ABCDE"[index]
+        label = VARIANT_LABELS[index]
         problems: dict[str, list[str]] = {}
         for name in TEMPLATE_FIELDS:
             found = validate_template(variant[name] or "", allowed)
@@ -103,7 +109,7 @@ def _check_variants(mailing: Mailing, variants: list[dict]) -> None:
         key = tuple(variant[name] for name in VARIANT_FIELDS)
         if key in seen:
             problems.setdefault("variant", []).append(
-                f"Variant {label} is the same as variant {'ABCDE'[seen[key]]}: change at least "
+                f"Variant {label} is the same as variant {VARIANT_LABELS[seen[key]]}: change at least "
                 "one of subject, from name, preheader or body."
             )
         seen.setdefault(key, index)

@@ -6,7 +6,7 @@ from marshmallow import fields, validate
 
 from app.api.pagination import PageArgsSchema
 from app.api.schemas import ClarionSchema as Schema
-from app.mailings.models import MailingStatus
+from app.mailings.models import VARIANT_LABELS, MailingStatus
 
 STATUSES = [s.value for s in MailingStatus]
 MAX_TEST_ADDRESSES = 20
@@ -127,7 +127,7 @@ class MailingQuerySchema(PageArgsSchema):
 
 class PreviewQuerySchema(Schema):
     variant = fields.Str(
-        validate=validate.OneOf(list("ABCDE")),
+        validate=validate.OneOf(list(VARIANT_LABELS)),
         metadata={"description": "An A/B test's variant (A-E); default the mailing itself."},
     )
     supporter_id = fields.Int(
@@ -159,7 +159,7 @@ class TestSendInSchema(Schema):
         metadata={"description": "Fill merge fields from this supporter; default a sample."},
     )
     variant = fields.Str(
-        validate=validate.OneOf(list("ABCDE")),
+        validate=validate.OneOf(list(VARIANT_LABELS)),
         metadata={"description": "An A/B test's variant (A-E); default the mailing itself."},
     )
 

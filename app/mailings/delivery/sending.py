@@ -296,13 +296,13 @@ def _load_sendable(
         for row in rows
         if row.may_be_mailed and row.variant_id in builders
     }
-    held = [
+    held = {
         row.delivery_id for row in rows if row.may_be_mailed and row.delivery_id not in sendable
-    ]
+    }
     if held:
         db.session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(held))
+            .where(Delivery.id.in_(sorted(held)))
             .values(status=DeliveryStatus.HELD, variant_id=None, lease_until=None)
             .execution_options(synchronize_session=False)
         )
