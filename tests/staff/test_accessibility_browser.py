@@ -314,7 +314,13 @@ def submit_with_errors(page, url: str, fields: dict, button: str, name: str) -> 
     page.goto(url)
     for selector, value in fields.items():
         page.fill(selector, value)
-    with page.expect_response(lambda response: response.request.method == "POST") as answer:
+    # The form's own POST, not one htmx sends meanwhile (a live preview or count of what was
+    # typed): caught by mistake, it made this check flaky.
+    def form_post(response) -> bool:
+        request = response.request
+        return request.method == "POST" and request.headers.get("hx-request") != "true"
+
+    with page.expect_response(form_post) as answer:
         page.get_by_role("button", name=button).click()
     page.wait_for_load_state()
     if answer.value.status != 422 or not page.locator(".error, .error-summary").count():
