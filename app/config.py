@@ -147,6 +147,9 @@ class Settings:
     staff_login_rate: str = "5/minute;30/hour"  # a person takes longer than this to fill the form
     # The staff CSV import is the one request allowed a big body (see app/security.py).
     max_import_bytes: int = 512 * 1024 * 1024
+    # Database connections a PostgreSQL import writes its chunks on at once: the server's work
+    # per row is most of an import, so a second connection puts a second core to it.
+    import_writers: int = 2
 
     @property
     def smtp(self) -> SmtpSettings:
@@ -204,6 +207,7 @@ class Settings:
                 environ, "LETTERS_PER_TARGET_PER_HOUR", cls.letters_per_target_per_hour
             ),
             max_import_bytes=_int(environ, "MAX_IMPORT_BYTES", cls.max_import_bytes),
+            import_writers=max(1, _int(environ, "IMPORT_WRITERS", cls.import_writers)),
             staff_login_rate=_rate(environ, "STAFF_LOGIN_RATE", cls.staff_login_rate),
             public_form_rate_per_ip=_rate(
                 environ, "PUBLIC_FORM_RATE_PER_IP", cls.public_form_rate_per_ip

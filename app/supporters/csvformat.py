@@ -51,7 +51,7 @@ from app.supporters.csvencoding import (
     is_line_safe,
     wide_lines,
 )
-from app.supporters.emails import InvalidEmail, normalise_email
+from app.supporters.emails import InvalidEmail, fast_forms, normalise_email
 from app.supporters.models import SubscriptionStatus
 
 CHECK_BATCH = 1000  # records per step of the counting pass (few alive at once)
@@ -390,15 +390,14 @@ def _emails(cells: Sequence[str], problems: dict[int, str]) -> list[str | None]:
     values = list(map(str.strip, cells))
     if "'" in "".join(values):
         values = list(map(unquote_spreadsheet_safe, values))
-    emails: list[str | None] = []
-    for i, value in enumerate(values):
+    emails = fast_forms(values)
+    for i in [i for i, email in enumerate(emails) if email is None]:
+        value = values[i]
         try:
-            emails.append(normalise_email(value))
+            emails[i] = normalise_email(value)
         except InvalidEmail as exc:
-            emails.append(None)
             problems.setdefault(i, f"invalid email: {exc.reason}" if value else "missing email")
         except Exception as exc:  # email_validator on hostile input must not stop the import
-            emails.append(None)
             problems.setdefault(i, f"invalid email: {exc}")
     return emails
 

@@ -14,14 +14,16 @@ from email_validator import EmailNotValidError, validate_email
 
 from app.errors import Invalid
 
-# Plain ASCII addresses that email_validator certainly accepts unchanged (after lower-casing);
-# anything else (IDN, quoted, special-use domains, odd lengths) goes to email_validator itself.
-# The CSV import normalises every row through here, so this path is what keeps it fast.
+# Plain ASCII addresses that email_validator certainly accepts unchanged (after lower-casing):
+# at most 254 characters, a local part of at most 64, no "--" in the domain (IDN punycode) and
+# no special-use top-level domain. Anything else goes to email_validator itself. The CSV import
+# runs a whole column through this one pattern (`fast_forms`), so this is what keeps it fast.
 _FAST_EMAIL = re.compile(
+    r"(?=.{1,254}\Z)(?=[^@]{1,64}@)"
     r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+    r"@(?!.*--)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+    r"(?<!\.arpa)(?<!\.invalid)(?<!\.local)(?<!\.localhost)(?<!\.onion)(?<!\.test)"
 )
-_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
 
 
 class InvalidSupporterData(Invalid, ValueError):
@@ -40,20 +42,29 @@ def normalise_email(raw: str | None) -> str:
     """Return the address as Clarion stores it (stripped, lower-cased), or raise InvalidEmail."""
     value = (raw or "").strip()
     email = value.lower()
-    if len(email) <= 254 and _FAST_EMAIL.fullmatch(email):
-        local, _, domain = email.partition("@")
-        if (
-            len(local) <= 64
-            and "--" not in domain
-            and domain.rpartition(".")[2] not in _SPECIAL_TLDS
-        ):
-            return email
+    if _FAST_EMAIL.fullmatch(email):
+        return email
     if not email:
         raise InvalidEmail("The email address is empty.")
     try:
         return validate_email(value, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise InvalidEmail(str(exc)) from exc
+
+
+def fast_forms(stripped: list[str]) -> list[str | None]:
+    """Return each stripped address's stored form where the fast pattern settles it, else None.
+
+    What `normalise_email` returns for those, for a whole column in C-level calls; the None
+    ones need `normalise_email` itself.
+    """
+    lowered = "\n".join(stripped).lower().split("\n")
+    if len(lowered) != len(stripped):  # a value with a line break in it: one at a time
+        lowered = [value.lower() for value in stripped]
+    return [
+        email if match else None
+        for email, match in zip(lowered, map(_FAST_EMAIL.fullmatch, lowered), strict=True)
+    ]
 
 
 def email_for_lookup(raw: str | None) -> str:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from operator import itemgetter
 
+import psycopg
 from sqlalchemy import select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import lazyload
@@ -52,9 +56,6 @@ class _Writer:
         """
         return chunk
 
-    def close(self) -> None:
-        pass
-
 
 # custom_field_name() makes names of these characters only, so they can be spelt into SQL.
 _CUSTOM_NAME = re.compile(r"[0-9a-z_]{1,100}")
@@ -97,65 +98,85 @@ class PostgresWriter(_Writer):
         # them into the jsonb the supporters table keeps, dropping the empty ones.
         custom = [f"c{i} text" for i in range(len(self.custom_names))]
         self.create_stage = (
-            "CREATE TEMP TABLE import_stage (email text, "
+            'CREATE TEMP TABLE import_stage (email text COLLATE "C", '
             + ", ".join(f"{name} text" for name in PROFILE_COLUMNS)
             + ", status subscription_status"
             + "".join(f", {c}" for c in custom)
             + ") ON COMMIT DROP"
         )
         # One statement per chunk: each step reads the previous one's RETURNING, no re-joins.
-        steps = [_matched_sql(self.custom_names), _UPSERT_SQL, _HISTORY_SQL]
+        # The usual one inserts the addresses `matched` did not find with a plain INSERT, as
+        # ON CONFLICT's speculative insertion costs a third more per row; if another writer
+        # committed one of them meanwhile, the chunk runs again with every row through it.
+        grouping = [_HISTORY_SQL]
         if self.list_id is not None or self.tag_ids:
-            steps.append(_CHUNK_IDS_SQL)
+            grouping.append(_CHUNK_IDS_SQL)
         if self.list_id is not None:
-            steps.append(_LIST_SQL)
+            grouping.append(_LIST_SQL)
         if self.tag_ids:
-            steps.append(_TAGS_SQL)
-        self.sql = "WITH " + ",\n".join(steps) + _COUNT_SQL
+            grouping.append(_TAGS_SQL)
+        matched = _matched_sql(self.custom_names)
+        self.sql = _statement([matched, _CREATED_SQL, _CHANGED_SQL, _UPSERTED_SQL, *grouping])
+        self.sql_on_conflict = _statement([matched, _UPSERT_SQL, *grouping])
 
-    def _driver(self):
+    def _session_connection(self):
         return db.session.connection().connection.driver_connection
 
-    def _execute(self, sql: str, params=None):
-        with self._driver().cursor() as cur:
+    @staticmethod
+    def _execute(conn, sql: str, params=None):
+        with conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchall() if cur.description else None
 
     def prepare(self, chunk: SupporterChunk) -> str:
-        """Return the chunk as the COPY text of the stage's rows."""
-        return copy_text(
-            [
-                chunk.email,
-                *(chunk.profile[name] for name in PROFILE_COLUMNS),
-                chunk.status,
-                *(chunk.custom[name] for name in self.custom_names),
-            ]
-        )
+        """Return the chunk as the COPY text of the stage's rows, in address order.
 
-    def write(self, stage_rows: str) -> tuple[int, int]:
+        The statement writes the rows sorted by address (so writers never deadlock); staged
+        in that order already, the server's sort only confirms it. Python orders str by code
+        point, which is the byte order of UTF-8, the "C" collation's.
+        """
+        columns = [
+            chunk.email,
+            *(chunk.profile[name] for name in PROFILE_COLUMNS),
+            chunk.status,
+            *(chunk.custom[name] for name in self.custom_names),
+        ]
+        if len(chunk.email) > 1:
+            in_order = itemgetter(*sorted(range(len(chunk.email)), key=chunk.email.__getitem__))
+            columns = [in_order(values) for values in columns]
+        return copy_text(columns)
+
+    def write(self, stage_rows: str, conn=None) -> tuple[int, int]:
+        """Write a prepared chunk in `conn`'s open transaction (the session's by default)."""
+        conn = conn or self._session_connection()
         # A new stage per chunk (dropped at commit), as each chunk may get another pooled
         # connection; an outer transaction (a test's) may span several chunks, hence the DROP.
-        self._execute("DROP TABLE IF EXISTS pg_temp.import_stage")
-        self._execute(self.create_stage)
+        self._execute(conn, "DROP TABLE IF EXISTS pg_temp.import_stage")
+        self._execute(conn, self.create_stage)
         # The chunk's sort and materialised steps fit in memory instead of temporary files.
-        self._execute("SET LOCAL work_mem = '64MB'")
+        self._execute(conn, "SET LOCAL work_mem = '64MB'")
         # The chunk's commit need not wait for its WAL to reach the disk. A crash may lose the
         # last chunks, never the import's end: the commit that marks it done is synchronous,
         # and flushing it flushes every chunk before it. Until then a crash fails the job,
         # whose rerun is idempotent.
-        self._execute("SET LOCAL synchronous_commit = off")
-        with (
-            self._driver().cursor() as cur,
-            cur.copy("COPY import_stage FROM STDIN") as copy,
-        ):
+        self._execute(conn, "SET LOCAL synchronous_commit = off")
+        with conn.cursor() as cur, cur.copy("COPY import_stage FROM STDIN") as copy:
             copy.write(stage_rows)
-        return tuple(self._execute(self.sql, self.params)[0])
+        self._execute(conn, "SAVEPOINT import_chunk")
+        try:
+            counts = self._execute(conn, self.sql, self.params)[0]
+        except psycopg.errors.UniqueViolation:
+            self._execute(conn, "ROLLBACK TO SAVEPOINT import_chunk")
+            counts = self._execute(conn, self.sql_on_conflict, self.params)[0]
+        self._execute(conn, "RELEASE SAVEPOINT import_chunk")
+        return tuple(counts)
 
-    def reject(self, rejections: list[Rejection]) -> None:
+    def reject(self, rejections: list[Rejection], conn=None) -> None:
         if not rejections:
             return
+        conn = conn or self._session_connection()
         with (
-            self._driver().cursor() as cur,
+            conn.cursor() as cur,
             cur.copy(
                 "COPY import_rejections (import_id, row_number, reason, raw) FROM STDIN"
             ) as copy,
@@ -163,8 +184,79 @@ class PostgresWriter(_Writer):
             for r in rejections:
                 copy.write_row((self.import_id, r.row_number, r.reason, r.raw))
 
+
+class SessionWrites:
+    """Write each chunk in the session's transaction, one at a time, as `submit` is called.
+
+    For SQLite, for a single writer, and for an import run inside a caller's transaction (a
+    test's), which must see and roll back everything the import wrote.
+    """
+
+    count = 1  # the caller's commit of its progress commits each chunk too
+
+    def __init__(self, writer: _Writer):
+        self.writer = writer
+
+    def submit(self, prepared, rejections: list[Rejection]) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(self.writer.write(prepared) if prepared is not None else (0, 0))
+            self.writer.reject(rejections)
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
     def close(self) -> None:
-        self._execute("DROP TABLE IF EXISTS pg_temp.import_stage")
+        pass  # each chunk's stage is dropped at the commit that follows it
+
+
+class ChunkWriters:
+    """Write chunks on connections of their own, several at once, each chunk one transaction.
+
+    `submit` hands a prepared chunk and its rejections to a free connection and returns a
+    Future of its (created, updated) counts; the caller keeps at most `count` in flight and
+    takes the results in the order it submitted them. Chunks written at once may repeat an
+    address: the later one waits at the unique index for the earlier one's commit, then runs
+    again through ON CONFLICT (PostgresWriter.write), so each address is still one supporter.
+    A chunk that fails rolls back alone; the caller stops the import, whose rerun is
+    idempotent.
+    """
+
+    def __init__(self, writer: PostgresWriter, engine, count: int):
+        self.writer = writer
+        self.engine = engine
+        self.count = count
+        self._local = threading.local()
+        self._connections: list = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="import-writer")
+
+    def submit(self, stage_rows: str | None, rejections: list[Rejection]) -> Future:
+        return self._pool.submit(self._write, stage_rows, rejections)
+
+    def _connection(self):
+        if (conn := getattr(self._local, "conn", None)) is None:
+            conn = self._local.conn = self.engine.raw_connection()
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _write(self, stage_rows: str | None, rejections: list[Rejection]) -> tuple[int, int]:
+        conn = self._connection()
+        try:
+            driver = conn.driver_connection
+            counts = self.writer.write(stage_rows, driver) if stage_rows else (0, 0)
+            self.writer.reject(rejections, driver)
+            driver.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return counts
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for conn in self._connections:
+            conn.close()
 
 
 # The file's values merged over a supporter's: non-empty values win, the first source stays.
@@ -235,20 +327,54 @@ _ERASED_STATUS_SQL = """CASE WHEN (SELECT EXISTS (SELECT FROM erased_emails)) TH
             WHERE e.email_hash = encode(sha256(convert_to(m.email, 'UTF8')), 'hex')
         ) END"""
 
-_UPSERT_SQL = f"""
-upserted AS (
-    INSERT INTO supporters AS sp (email, first_name, last_name, postcode, country, language,
-        source, custom_fields, status, soft_bounce_count, created_at, updated_at)
-    SELECT m.email, m.first_name, m.last_name, m.postcode, m.country, m.language, m.source,
-        m.custom_fields, COALESCE({_ERASED_STATUS_SQL}, m.status), 0, now(), now()
-    FROM matched m
-    WHERE m.needs_write
-    ORDER BY m.email COLLATE "C"
-    ON CONFLICT (email) DO UPDATE SET
+_COLUMNS = """(email, first_name, last_name, postcode, country, language, source,
+        custom_fields, status, soft_bounce_count, created_at, updated_at)"""
+_VALUES = f"""m.email, m.first_name, m.last_name, m.postcode, m.country, m.language, m.source,
+        m.custom_fields, COALESCE({_ERASED_STATUS_SQL}, m.status), 0, now(), now()"""
+_ON_CONFLICT = f"""ON CONFLICT (email) DO UPDATE SET
         {_assignments("EXCLUDED", "sp")},
         updated_at = EXCLUDED.updated_at
     WHERE {_changes("EXCLUDED", "sp")}
-    RETURNING sp.id, sp.status, (xmax = 0) AS inserted
+    RETURNING sp.id, sp.status, (xmax = 0) AS inserted"""
+
+# The addresses `matched` did not find, in one order so two imports cannot deadlock on them.
+_CREATED_SQL = f"""
+created AS (
+    INSERT INTO supporters AS sp {_COLUMNS}
+    SELECT {_VALUES}
+    FROM matched m
+    WHERE m.existing_id IS NULL
+    ORDER BY m.email COLLATE "C"
+    RETURNING sp.id, sp.status
+)"""
+
+# The supporters `matched` found with something to change (or erased since: inserted again).
+_CHANGED_SQL = f"""
+changed AS (
+    INSERT INTO supporters AS sp {_COLUMNS}
+    SELECT {_VALUES}
+    FROM matched m
+    WHERE m.existing_id IS NOT NULL AND m.needs_write
+    ORDER BY m.email COLLATE "C"
+    {_ON_CONFLICT}
+)"""
+
+_UPSERTED_SQL = """
+upserted AS (
+    SELECT id, status, true AS inserted FROM created
+    UNION ALL
+    SELECT id, status, inserted FROM changed
+)"""
+
+# Every row that needs writing through ON CONFLICT: the statement a chunk falls back to.
+_UPSERT_SQL = f"""
+upserted AS (
+    INSERT INTO supporters AS sp {_COLUMNS}
+    SELECT {_VALUES}
+    FROM matched m
+    WHERE m.needs_write
+    ORDER BY m.email COLLATE "C"
+    {_ON_CONFLICT}
 )"""
 
 _HISTORY_SQL = """
@@ -286,6 +412,10 @@ tagged AS (
 _COUNT_SQL = """
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
+
+
+def _statement(steps: list[str]) -> str:
+    return "WITH " + ",\n".join(steps) + _COUNT_SQL
 
 
 class SqliteWriter(_Writer):

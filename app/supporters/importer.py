@@ -22,11 +22,13 @@ import re
 import shutil
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from queue import Full, Queue
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.db import dialect_name, utcnow
@@ -36,7 +38,12 @@ from app.jobs import RUN_IMPORT, enqueue
 from app.supporters.csvcells import spreadsheet_safe
 from app.supporters.csvencoding import codec_name
 from app.supporters.csvformat import CsvFileError, SupporterCsv
-from app.supporters.import_writers import PostgresWriter, SqliteWriter
+from app.supporters.import_writers import (
+    ChunkWriters,
+    PostgresWriter,
+    SessionWrites,
+    SqliteWriter,
+)
 from app.supporters.models import (
     CustomField,
     ImportRejection,
@@ -134,7 +141,7 @@ def run_import(
     db.session.commit()
     try:
         with _without_cyclic_gc():
-            _run(supporter_import, progress, chunk_size)
+            _run(supporter_import, progress, chunk_size, settings.import_writers)
     except CsvFileError as exc:
         db.session.rollback()
         _finish(supporter_import, ImportStatus.FAILED, str(exc))
@@ -183,7 +190,12 @@ def _finish(supporter_import: SupporterImport, status: ImportStatus, error: str 
     db.session.commit()
 
 
-def _run(supporter_import: SupporterImport, progress: Progress | None, chunk_size: int) -> None:
+def _run(
+    supporter_import: SupporterImport,
+    progress: Progress | None,
+    chunk_size: int,
+    writer_count: int,
+) -> None:
     path = Path(supporter_import.stored_path)
     if not path.is_file():
         raise CsvFileError("The uploaded file is no longer on the server; upload it again.")
@@ -204,23 +216,54 @@ def _run(supporter_import: SupporterImport, progress: Progress | None, chunk_siz
     db.session.commit()
     if progress:
         progress(0, total)
+    writes = _writes(writer, writer_count)
+    # Chunks written at once must not share an address: the later row of the file must win,
+    # and of two chunks in flight either may commit first. So a chunk that repeats an address
+    # of one still being written waits for it (a file rarely does; a set costs ~1 ms).
     chunks = (
-        (rows_read, len(rows), writer.prepare(rows) if rows else None, rejections)
+        (rows_read, len(rows), writer.prepare(rows) if rows else None, rejections, set(rows.email))
         for rows_read, rows, rejections in csv_file.chunks(chunk_size, supporter_import.source)
     )
-    for rows_read, row_count, prepared, rejections in _read_ahead(chunks):
-        created, updated = writer.write(prepared) if row_count else (0, 0)
-        writer.reject(rejections)
+
+    def account(rows_read, row_count, rejected, written: Future, _addresses) -> None:
+        created, updated = written.result()
         supporter_import.created_count += created
         supporter_import.updated_count += updated
         supporter_import.unchanged_count += row_count - created - updated
-        supporter_import.rejected_count += len(rejections)
+        supporter_import.rejected_count += rejected
         supporter_import.processed_rows = rows_read
         db.session.commit()
         if progress:
             progress(rows_read, total)
-    writer.close()
+
+    try:
+        _write_in_order(writes, _read_ahead(chunks), account)
+    finally:
+        writes.close()
     _finish(supporter_import, ImportStatus.DONE, None)
+
+
+def _write_in_order(writes, chunks: Iterator, account: Callable) -> None:
+    """Hand each chunk to `writes`, at most `writes.count` at once, and `account` for each
+    written chunk in file order; a chunk sharing an address with one in flight waits for it."""
+    in_flight: deque = deque()
+    for rows_read, row_count, prepared, rejections, emails in chunks:
+        while in_flight and (
+            len(in_flight) >= writes.count or any(emails & earlier[-1] for earlier in in_flight)
+        ):
+            account(*in_flight.popleft())
+        written = writes.submit(prepared, rejections)
+        in_flight.append((rows_read, row_count, len(rejections), written, emails))
+    while in_flight:
+        account(*in_flight.popleft())
+
+
+def _writes(writer, count: int):
+    """Where the chunks are written: on `count` connections of their own where that can be."""
+    bind = db.session.get_bind()
+    if count > 1 and isinstance(writer, PostgresWriter) and not isinstance(bind, Connection):
+        return ChunkWriters(writer, bind, count)
+    return SessionWrites(writer)
 
 
 def _read_ahead(chunks: Iterator) -> Iterator:

@@ -314,6 +314,7 @@ def submit_with_errors(page, url: str, fields: dict, button: str, name: str) -> 
     page.goto(url)
     for selector, value in fields.items():
         page.fill(selector, value)
+
     # The form's own POST, not one htmx sends meanwhile (a live preview or count of what was
     # typed): caught by mistake, it made this check flaky.
     def form_post(response) -> bool:
