@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from operator import itemgetter
 
 import psycopg
 from sqlalchemy import select
@@ -129,22 +128,15 @@ class PostgresWriter(_Writer):
             return cur.fetchall() if cur.description else None
 
     def prepare(self, chunk: SupporterChunk) -> str:
-        """Return the chunk as the COPY text of the stage's rows, in address order.
-
-        The statement writes the rows sorted by address (so writers never deadlock); staged
-        in that order already, the server's sort only confirms it. Python orders str by code
-        point, which is the byte order of UTF-8, the "C" collation's.
-        """
-        columns = [
-            chunk.email,
-            *(chunk.profile[name] for name in PROFILE_COLUMNS),
-            chunk.status,
-            *(chunk.custom[name] for name in self.custom_names),
-        ]
-        if len(chunk.email) > 1:
-            in_order = itemgetter(*sorted(range(len(chunk.email)), key=chunk.email.__getitem__))
-            columns = [in_order(values) for values in columns]
-        return copy_text(columns)
+        """Return the chunk as the COPY text of the stage's rows."""
+        return copy_text(
+            [
+                chunk.email,
+                *(chunk.profile[name] for name in PROFILE_COLUMNS),
+                chunk.status,
+                *(chunk.custom[name] for name in self.custom_names),
+            ]
+        )
 
     def write(self, stage_rows: str, conn=None) -> tuple[int, int]:
         """Write a prepared chunk in `conn`'s open transaction (the session's by default)."""
