@@ -16,6 +16,7 @@ from app.campaigns.services import close_expired
 from app.config import Settings
 from app.extensions import db
 from app.mailings.delivery.ticks import MAILING_TICKS
+from app.supporters.uploads import remove_expired_uploads
 from app.tracking.buffer import drain_events
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ TICKS: dict[str, Callable[[Settings], int]] = {
     "letters": redrive_due_letters,
     "confirmations": redrive_unsent_confirmations,  # confirmation mails whose job Redis lost
     "pending": purge_expired_pending,  # held actions whose confirmation link expired
+    "uploads": remove_expired_uploads,  # stored CSV files no import needs any more
 }
 
 

@@ -150,6 +150,9 @@ class Settings:
     # Database connections a PostgreSQL import writes its chunks on at once: the server's work
     # per row is most of an import, so a second connection puts a second core to it.
     import_writers: int = 2
+    # Stored CSV uploads (personal data) are deleted once this old, unless an import still
+    # queued or running reads them (app/supporters/uploads.py).
+    import_retention_hours: float = 24.0
 
     @property
     def smtp(self) -> SmtpSettings:
@@ -208,6 +211,9 @@ class Settings:
             ),
             max_import_bytes=_int(environ, "MAX_IMPORT_BYTES", cls.max_import_bytes),
             import_writers=max(1, _int(environ, "IMPORT_WRITERS", cls.import_writers)),
+            import_retention_hours=_float(
+                environ, "IMPORT_RETENTION_HOURS", cls.import_retention_hours
+            ),
             staff_login_rate=_rate(environ, "STAFF_LOGIN_RATE", cls.staff_login_rate),
             public_form_rate_per_ip=_rate(
                 environ, "PUBLIC_FORM_RATE_PER_IP", cls.public_form_rate_per_ip

@@ -29,6 +29,7 @@ def test_the_clock_runs_every_domains_ticks_and_mailings_sweep_only_its_own(sett
         "letters",
         "confirmations",
         "pending",
+        "uploads",
     ]
     assert run_ticks(settings) == dict.fromkeys(TICKS, 0)
     assert sweep(settings) == {

@@ -29,7 +29,7 @@ from app.db import utcnow
 from app.extensions import db
 from app.security import parse_id
 from app.staff.access import actor, requires, staff_blueprint
-from app.supporters import groups, importer
+from app.supporters import groups, importer, uploads
 from app.supporters.csvencoding import CsvFileError, describe
 from app.supporters.exporter import export_csv
 from app.supporters.import_preview import ENCODING_CHOICES, preview_file, refuse_unreadable_upload
@@ -95,7 +95,7 @@ def upload():
         except CsvFileError as exc:
             form.file.errors.append(str(exc))
         else:
-            stored = importer.store_upload(file.stream, _settings())
+            stored = uploads.store_upload(file.stream, _settings())
             return redirect(url_for(".preview", token=stored.stem, name=file.filename))
     return render_template("staff/imports/upload.html", form=form), 422 if form.errors else 200
 
@@ -113,7 +113,7 @@ def upload_too_large(exc):
 @blueprint.get("/preview/<token>")
 @requires(Role.CAMPAIGNER)
 def preview(token):
-    path = importer.stored_upload(token, _settings())
+    path = uploads.stored_upload(token, _settings())
     if (started := importer.import_of_stored_upload(path)) is not None:
         flash("This file's import has already started.", "info")
         return redirect(url_for(".show", import_id=started.id))
@@ -129,7 +129,7 @@ def preview(token):
 @blueprint.post("/preview/<token>")
 @requires(Role.CAMPAIGNER)
 def start(token):
-    path = importer.stored_upload(token, _settings())
+    path = uploads.stored_upload(token, _settings())
     if (started := importer.import_of_stored_upload(path)) is not None:
         return redirect(url_for(".show", import_id=started.id))
     form = StartForm()

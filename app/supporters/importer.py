@@ -18,10 +18,7 @@ import contextlib
 import csv
 import gc
 import io
-import re
-import shutil
 import threading
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -52,6 +49,7 @@ from app.supporters.models import (
     SupporterImport,
     Tag,
 )
+from app.supporters.uploads import store_upload
 
 CHUNK_SIZE = 20_000
 
@@ -354,35 +352,6 @@ def rejections_csv(import_id: int) -> Iterator[str]:
             out.seek(0)
             out.truncate()
     yield out.getvalue()
-
-
-# Stored uploads are named by a random token, so a name from a form can only ever point there.
-UPLOAD_TOKEN = re.compile(r"[0-9a-f]{32}")
-
-
-def store_upload(fileobj, settings) -> Path:
-    """Save an uploaded CSV under IMPORT_DIR; its name without ".csv" is its token.
-
-    The staff app stores a file first and queues its import only once staff have seen how it
-    will be read, so storing and queueing are two steps.
-    """
-    import_dir = Path(settings.import_dir)
-    import_dir.mkdir(parents=True, exist_ok=True)
-    path = import_dir / f"{uuid.uuid4().hex}.csv"
-    with open(path, "wb") as out:
-        first = fileobj.read(0)
-        if isinstance(first, str):
-            fileobj = io.BytesIO(fileobj.read().encode())
-        shutil.copyfileobj(fileobj, out, 1024 * 1024)
-    return path
-
-
-def stored_upload(token: str, settings) -> Path:
-    """Return the path of the file `store_upload` stored as `token`, or raise NotFound."""
-    path = Path(settings.import_dir) / f"{token}.csv"
-    if not UPLOAD_TOKEN.fullmatch(token or "") or not path.is_file():
-        raise NotFound("That upload is no longer on the server; upload the file again.")
-    return path
 
 
 def queue_stored_import(

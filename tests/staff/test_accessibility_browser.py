@@ -28,7 +28,7 @@ from app.links.tokens import LinkClaims
 from app.mailings.abtest.design import configure_ab_test
 from app.mailings.delivery.launch import request_send, start_mailing
 from app.mailings.models import AbTest, Delivery, DeliveryStatus, Mailing, MailingStatus
-from app.supporters import groups, importer
+from app.supporters import groups, importer, uploads
 from app.supporters.models import ListMembership
 from app.tracking.machine import Verdict
 from app.tracking.models import EventKind
@@ -179,7 +179,7 @@ def seed_one_of_everything(settings, make_staff_user) -> Seeded:
     values |= seed_ab_tests(settings)
     values["import_id"] = finished_import_with_a_rejected_row(settings)
     # An upload waiting at its preview; `token` names it.
-    values["token"] = importer.store_upload(io.BytesIO(b"email\nann@example.org\n"), settings).stem
+    values["token"] = uploads.store_upload(io.BytesIO(b"email\nann@example.org\n"), settings).stem
     return Seeded(values, admin.email, two_factor.email, two_factor.totp_secret)
 
 
