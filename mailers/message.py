@@ -129,6 +129,11 @@ class MessageFactory:
         self._html_head = part.format(b=boundary, t="html").encode("ascii")
         self._closing = f"\r\n--{boundary}--\r\n".encode("ascii")
 
+    @property
+    def signs(self) -> bool:
+        """Whether each message is DKIM-signed (the costly part of building it)."""
+        return self._dkim is not None
+
     def build(self, recipient: Recipient) -> BuiltMessage:
         """Return the complete message for one recipient, DKIM-signed when a signer is set."""
         check_address(recipient.email)
