@@ -29,22 +29,15 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     and_,
-    any_,
-    bindparam,
     func,
     not_,
     select,
-    text,
-    update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.mailings.models import VARIANT_COUNTERS, AbVariantRollup, Delivery
+from app.tracking.counter_sql import add_counts, among, insert_for, update_rows
 from app.tracking.models import (
     EventKind,
     LinkFirstClick,
@@ -181,8 +174,8 @@ def apply(connection: Connection, changes: RollupChanges) -> None:
     _move_delivery_stamps(connection, changes, mailing, hourly, variants)
     _move_link_stamps(connection, changes, links)
     dialect = connection.dialect.name
-    _add(connection, dialect, MailingRollup, ("mailing_id",), MAILING_COUNTERS, mailing)
-    _add(
+    add_counts(connection, dialect, MailingRollup, ("mailing_id",), MAILING_COUNTERS, mailing)
+    add_counts(
         connection,
         dialect,
         AbVariantRollup,
@@ -191,7 +184,7 @@ def apply(connection: Connection, changes: RollupChanges) -> None:
         variants,
         conflict_keys=("variant_id",),
     )
-    _add(
+    add_counts(
         connection,
         dialect,
         MailingHourlyRollup,
@@ -199,7 +192,9 @@ def apply(connection: Connection, changes: RollupChanges) -> None:
         MAILING_COUNTERS,
         hourly,
     )
-    _add(connection, dialect, LinkRollup, ("mailing_id", "link_position"), LINK_COUNTERS, links)
+    add_counts(
+        connection, dialect, LinkRollup, ("mailing_id", "link_position"), LINK_COUNTERS, links
+    )
 
 
 def _move_delivery_stamps(
@@ -219,7 +214,7 @@ def _move_delivery_stamps(
     columns = [Delivery.__table__.c[name] for name in STAMP_COLUMNS]
     current = connection.execute(
         select(Delivery.id, Delivery.mailing_id, Delivery.variant_id, *columns)
-        .where(_among(Delivery.id, ids, connection.dialect.name))
+        .where(among(Delivery.id, ids, connection.dialect.name))
         .order_by(Delivery.id)
         .with_for_update()
     ).all()
@@ -254,7 +249,7 @@ def _move_delivery_stamps(
         updates.append(new)
     # Only the stamps that moved in this batch (a run of opens moves two of the six).
     columns = tuple(name for name in STAMP_COLUMNS if name in moved)
-    _update_rows(connection, Delivery.__table__, ("id",), columns, updates)
+    update_rows(connection, Delivery.__table__, ("id",), columns, updates)
 
 
 def _stamps_from_events(connection, delivery_ids: set[int]) -> dict[int, dict]:
@@ -307,7 +302,7 @@ def _move_link_stamps(connection, changes, links: Counter) -> None:
         for d, p in sorted(set(earliest))
     ]
     if fresh:
-        connection.execute(_insert_for(dialect)(table).on_conflict_do_nothing(), fresh)
+        connection.execute(insert_for(dialect)(table).on_conflict_do_nothing(), fresh)
     deliveries = sorted({d for d, _ in keys})
     current = {
         (d, p): (_aware(clicked), _aware(human))
@@ -364,7 +359,7 @@ def _move_link_stamps(connection, changes, links: Counter) -> None:
                 "human_clicked_at": new[1],
             }
         )
-    _update_rows(
+    update_rows(
         connection,
         table,
         ("delivery_id", "link_position"),
@@ -383,76 +378,6 @@ def _count_move(mailing_id, counter, old, new, mailing: Counter, hourly: Counter
         hourly[mailing_id, hour_of(new), counter] += 1
     if (old is None) != (new is None):
         mailing[mailing_id, counter] += 1 if new is not None else -1
-
-
-def _add(
-    connection,
-    dialect,
-    model,
-    keys: tuple[str, ...],
-    counters,
-    deltas: Counter,
-    *,
-    conflict_keys: tuple[str, ...] | None = None,
-) -> None:
-    """Add the deltas to the model's rows, creating them: one statement for all of them.
-
-    `conflict_keys`: the primary key, when `keys` carries more columns than it (a row's owner).
-    """
-    rows: dict[tuple, dict] = {}
-    for (*key, name), delta in deltas.items():
-        if delta:
-            row = rows.setdefault(tuple(key), {**dict(zip(keys, key, strict=True))})
-            row[name] = row.get(name, 0) + delta
-    if not rows:
-        return
-    # In key order: two transactions adding to the same rows then lock them in the same order.
-    values = [dict.fromkeys(counters, 0) | rows[key] for key in sorted(rows)]
-    table = model.__table__
-    statement = _insert_for(dialect)(table).values(values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c[k] for k in conflict_keys or keys],
-        set_={name: table.c[name] + statement.excluded[name] for name in counters},
-    )
-    connection.execute(statement)
-
-
-def _update_rows(connection, table, keys, columns, rows: list[dict]) -> None:
-    """Write each row's columns to the row with its keys: one statement on PostgreSQL."""
-    if not rows:
-        return
-    if connection.dialect.name != "postgresql":
-        connection.execute(
-            update(table)
-            .where(*(table.c[k] == bindparam(f"b_{k}") for k in keys))
-            .values({c: bindparam(f"b_{c}", type_=table.c[c].type) for c in columns}),
-            [{f"b_{name}": value for name, value in row.items()} for row in rows],
-        )
-        return
-    names = (*keys, *columns)
-    arrays = ", ".join(
-        f"CAST(:{n} AS {table.c[n].type.compile(connection.dialect)}[])" for n in names
-    )
-    connection.execute(
-        text(
-            f"UPDATE {table.name} AS t SET "
-            + ", ".join(f"{c} = v.{c}" for c in columns)
-            + f" FROM unnest({arrays}) AS v({', '.join(names)}) WHERE "
-            + " AND ".join(f"t.{k} = v.{k}" for k in keys)
-        ),
-        {n: [row[n] for row in rows] for n in names},
-    )
-
-
-def _among(column, values: list[int], dialect: str):
-    """SQL: column is one of the values; one array parameter on PostgreSQL, not thousands."""
-    if dialect == "postgresql":
-        return column == any_(bindparam("among", values, type_=ARRAY(BigInteger)))
-    return column.in_(values)
-
-
-def _insert_for(dialect: str):
-    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 def _earlier(known: datetime | None, candidate: datetime | None) -> datetime | None:

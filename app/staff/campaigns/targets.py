@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from app.auth.models import Role
 from app.campaigns import schemas as s
-from app.campaigns import services
+from app.campaigns import targets
 from app.campaigns.models import Campaign
 from app.errors import Conflict, Invalid
 from app.extensions import db
@@ -45,9 +45,9 @@ def _target_form(campaign: Campaign, target):
     try:
         data = s.TargetSchema().load(target_payload(request.form))
         if target is None:
-            services.add_target(campaign, data)
+            targets.add_target(campaign, data)
         else:
-            services.update_target(target, data)
+            targets.update_target(target, data)
     except ValidationError as exc:
         show_campaign_errors(form, exc.messages)
         return refuse("staff/campaigns/target.html", form, **context)
@@ -66,7 +66,7 @@ def remove_target(campaign_id: int, target_id: int):
     campaign = campaign_or_404(campaign_id)
     target = target_or_404(campaign, target_id)
     try:
-        services.remove_target(campaign, target)
+        targets.remove_target(campaign, target)
     except Conflict as exc:
         db.session.rollback()
         flash(exc.message, "error")

@@ -10,7 +10,7 @@ from wtforms import Form
 from app.auth import audit
 from app.auth.models import Role
 from app.campaigns import schemas as s
-from app.campaigns import services
+from app.campaigns import services, targets
 from app.campaigns.models import Campaign, CampaignStatus, LetterStatus
 from app.campaigns.urgent_action import MAX_PASTE_CHARACTERS, parse_urgent_action
 from app.errors import Conflict, Invalid
@@ -153,7 +153,7 @@ def _save(form: Form, campaign: Campaign, data: dict) -> bool:
         form.slug.errors = ["Another campaign has this web address name."]
         return False
     try:
-        services.check_targets_reachable(data.get("targets") or [])
+        targets.check_targets_reachable(data.get("targets") or [])
         services.apply_campaign_fields(campaign, data)
     except (Invalid, Conflict) as exc:
         db.session.rollback()
@@ -201,7 +201,7 @@ def campaign_or_404(campaign_id: int) -> Campaign:
 
 
 def target_or_404(campaign: Campaign, target_id: int):
-    target = services.target_of(campaign, target_id)
+    target = targets.target_of(campaign, target_id)
     if target is None:
         abort(404, f"Campaign {campaign.id} has no target {target_id}.")
     return target
