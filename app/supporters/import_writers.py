@@ -79,7 +79,8 @@ def copy_text(columns: list[list]) -> str:
 
 
 class PostgresWriter(_Writer):
-    """COPY each chunk into a temporary table, then upsert it with one set-based statement."""
+    """COPY each chunk into a temporary table, then upsert it with one set-based statement
+    (app/supporters/import_sql.py)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -186,11 +187,12 @@ class ChunkWriters:
 
     `submit` hands a prepared chunk and its rejections to a free connection and returns a
     Future of its (created, updated) counts; the caller keeps at most `count` in flight and
-    takes the results in the order it submitted them. Chunks written at once may repeat an
-    address: the later one waits at the unique index for the earlier one's commit, then runs
-    again through ON CONFLICT (PostgresWriter.write), so each address is still one supporter.
-    A chunk that fails rolls back alone; the caller stops the import, whose rerun is
-    idempotent.
+    takes the results in the order it submitted them, and never has two chunks in flight
+    that share an address (the file's later row must win; app/supporters/importer.py). An
+    address another writer (the API, another import) commits meanwhile makes the chunk's plain
+    INSERT wait at the unique index and run again through ON CONFLICT (PostgresWriter.write),
+    so each address is still one supporter. A chunk that fails rolls back alone; the caller
+    stops the import, whose rerun is idempotent.
     """
 
     def __init__(self, writer: PostgresWriter, engine, count: int):
