@@ -18,7 +18,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.queues import QueueName, call_after_commit, get_queue
+from app.queues import QueueName, call_after_commit, get_queue, job_is_live
 
 WEEK = 7 * 24 * 3600
 
@@ -153,6 +153,20 @@ def _rq_call(spec: JobSpec, args: tuple, job_id: str | None, overrides: dict) ->
         "failure_ttl": spec.failure_ttl,
         "retry": spec.retry(),
     }
+
+
+def without_live_job(spec: JobSpec, settings: Settings, rows: list) -> list:
+    """The rows (each with an `id`, the job's argument) whose job is neither queued nor running.
+
+    A job still "started" past its timeout plus a minute has lost its worker: not live. The
+    clock re-drives what this returns (letters, confirmation mails).
+    """
+    stale_after = spec.timeout + 60
+    return [
+        row
+        for row in rows
+        if not job_is_live(settings, spec.job_id(row.id), stale_after=stale_after)
+    ]
 
 
 def queue_of(spec: JobSpec, settings: Settings) -> Queue:

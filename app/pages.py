@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, current_app, redirect, url_for
-from redis import Redis
 from sqlalchemy import text
 
 from app.campaigns.views import register_campaign_pages
 from app.devmail import register_devmail
 from app.extensions import db
 from app.mailings.feedback.webhooks import webhooks_blueprint
+from app.queues import redis_connection
 from app.staff import register_staff
 from app.tracking.views import register_tracking
 
@@ -62,7 +62,7 @@ def _database_answers() -> bool:
 def _redis_answers() -> bool:
     url = current_app.config["CLARION"].redis_url
     try:
-        with Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2) as redis:
+        with redis_connection(url, timeout=2) as redis:
             return bool(redis.ping())
     except Exception:
         log.warning("readiness: Redis does not answer", exc_info=True)

@@ -37,8 +37,14 @@ class QueueName(enum.StrEnum):
 
 
 @cache
-def redis_connection(url: str) -> Redis:
-    return Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5)
+def redis_connection(url: str, *, timeout: float | None = None) -> Redis:
+    """A client for `url`; `timeout` also bounds each command (a check that must not hang)."""
+    return Redis.from_url(
+        url,
+        health_check_interval=30,
+        socket_connect_timeout=timeout or 5,
+        socket_timeout=timeout,
+    )
 
 
 def redis_key(settings: Settings, *parts: object) -> str:

@@ -36,9 +36,8 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import DomainError
 from app.extensions import db
-from app.jobs import SEND_ACTION_CONFIRMATION, enqueue, queue_of
+from app.jobs import SEND_ACTION_CONFIRMATION, enqueue, queue_of, without_live_job
 from app.links.tokens import ConfirmTokens, TokenError, TokenExpired
-from app.queues import job_is_live
 from app.supporters.emails import email_for_lookup
 from app.supporters.models import Supporter
 from app.supporters.privacy import iso
@@ -230,15 +229,7 @@ def redrive_unsent_confirmations(settings: Settings, now=None) -> int:
         .limit(REDRIVE_BATCH)
         .with_for_update(skip_locked=True)
     ).all()
-    # Past its timeout plus a margin, a job still "started" has lost its worker.
-    stale_after = SEND_ACTION_CONFIRMATION.timeout + 60
-    not_live = [
-        pending
-        for pending in owed
-        if not job_is_live(
-            settings, SEND_ACTION_CONFIRMATION.job_id(pending.id), stale_after=stale_after
-        )
-    ]
+    not_live = without_live_job(SEND_ACTION_CONFIRMATION, settings, owed)
     failed_jobs = FailedJobRegistry(queue=queue_of(SEND_ACTION_CONFIRMATION, settings))
     redriven = 0
     for pending in not_live:

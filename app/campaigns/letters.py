@@ -27,8 +27,7 @@ from app.campaigns.models import Action, Campaign, CampaignTarget, Letter, Lette
 from app.config import Settings
 from app.db import utcnow
 from app.extensions import db
-from app.jobs import SEND_LETTER, enqueue
-from app.queues import job_is_live
+from app.jobs import SEND_LETTER, enqueue, without_live_job
 from app.supporters.csvcells import spreadsheet_safe
 from app.supporters.models import Supporter
 from mailers.plain import build_plain_message
@@ -70,12 +69,7 @@ def redrive_due_letters(settings: Settings, now=None) -> int:
         .limit(REDRIVE_BATCH)
         .with_for_update(skip_locked=True)
     ).all()
-    stale_after = SEND_LETTER.timeout + 60
-    redriven = [
-        letter
-        for letter in due
-        if not job_is_live(settings, SEND_LETTER.job_id(letter.id), stale_after=stale_after)
-    ]
+    redriven = without_live_job(SEND_LETTER, settings, due)
     for letter in redriven:
         # Due again later only if this job never gets the letter out of `queued`.
         letter.next_attempt_at = now + REDRIVE_AFTER

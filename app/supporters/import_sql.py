@@ -122,27 +122,25 @@ _ON_CONFLICT = f"""ON CONFLICT (email) DO UPDATE SET
     WHERE {_changes("EXCLUDED", "sp")}
     RETURNING sp.id, sp.status, (xmax = 0) AS inserted"""
 
-# The addresses `matched` did not find, in one order so two imports cannot deadlock on them.
-_CREATED_SQL = f"""
-created AS (
+
+def _insert(name: str, rows: str, tail: str) -> str:
+    """A step inserting the `matched` rows chosen by `rows`, in address order, so two writers
+    lock them in one order and cannot deadlock; `tail` is its ON CONFLICT and RETURNING."""
+    return f"""
+{name} AS (
     INSERT INTO supporters AS sp {_COLUMNS}
     SELECT {_VALUES}
     FROM matched m
-    WHERE m.existing_id IS NULL
+    WHERE {rows}
     ORDER BY m.email COLLATE "C"
-    RETURNING sp.id, sp.status
+    {tail}
 )"""
 
+
+# The addresses `matched` did not find.
+_CREATED_SQL = _insert("created", "m.existing_id IS NULL", "RETURNING sp.id, sp.status")
 # The supporters `matched` found with something to change (or erased since: inserted again).
-_CHANGED_SQL = f"""
-changed AS (
-    INSERT INTO supporters AS sp {_COLUMNS}
-    SELECT {_VALUES}
-    FROM matched m
-    WHERE m.existing_id IS NOT NULL AND m.needs_write
-    ORDER BY m.email COLLATE "C"
-    {_ON_CONFLICT}
-)"""
+_CHANGED_SQL = _insert("changed", "m.existing_id IS NOT NULL AND m.needs_write", _ON_CONFLICT)
 
 _UPSERTED_SQL = """
 upserted AS (
@@ -152,15 +150,7 @@ upserted AS (
 )"""
 
 # Every row that needs writing through ON CONFLICT: the statement a chunk falls back to.
-_UPSERT_SQL = f"""
-upserted AS (
-    INSERT INTO supporters AS sp {_COLUMNS}
-    SELECT {_VALUES}
-    FROM matched m
-    WHERE m.needs_write
-    ORDER BY m.email COLLATE "C"
-    {_ON_CONFLICT}
-)"""
+_UPSERT_SQL = _insert("upserted", "m.needs_write", _ON_CONFLICT)
 
 _HISTORY_SQL = """
 history AS (

@@ -223,7 +223,7 @@ def _run(
         for rows_read, rows, rejections in csv_file.chunks(chunk_size, supporter_import.source)
     )
 
-    def account(rows_read, row_count, rejected, written: Future, _addresses) -> None:
+    def account(rows_read, row_count, rejected, written: Future) -> None:
         created, updated = written.result()
         supporter_import.created_count += created
         supporter_import.updated_count += updated
@@ -244,16 +244,16 @@ def _run(
 def _write_in_order(writes, chunks: Iterator, account: Callable) -> None:
     """Hand each chunk to `writes`, at most `writes.count` at once, and `account` for each
     written chunk in file order; a chunk sharing an address with one in flight waits for it."""
-    in_flight: deque = deque()
+    in_flight: deque = deque()  # (addresses, what `account` takes), oldest first
     for rows_read, row_count, prepared, rejections, emails in chunks:
         while in_flight and (
-            len(in_flight) >= writes.count or any(emails & earlier[-1] for earlier in in_flight)
+            len(in_flight) >= writes.count or any(emails & earlier for earlier, _ in in_flight)
         ):
-            account(*in_flight.popleft())
+            account(*in_flight.popleft()[1])
         written = writes.submit(prepared, rejections)
-        in_flight.append((rows_read, row_count, len(rejections), written, emails))
+        in_flight.append((emails, (rows_read, row_count, len(rejections), written)))
     while in_flight:
-        account(*in_flight.popleft())
+        account(*in_flight.popleft()[1])
 
 
 def _writes(writer, count: int):
