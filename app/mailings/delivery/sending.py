@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import exists, select, text, update
@@ -25,6 +23,7 @@ from app.links.tokens import TokenService
 from app.mailings.abtest.assignment import is_ab_tested
 from app.mailings.compose.recipients import factories, sender_of
 from app.mailings.compose.rendering import Mode, Person, recipient_in, supporter_fields
+from app.mailings.delivery.building import BuildAhead, BuildInline
 from app.mailings.delivery.outcomes import (
     UNSETTLED_STATUSES,
     BatchResult,
@@ -249,45 +248,6 @@ def send_batch(mailing_id: int, batch_no: int, settings: Settings) -> BatchResul
     finish_if_complete(mailing_id)
     db.session.commit()
     return result
-
-
-class BuildInline:
-    """Build each message when the loop asks for it."""
-
-    def __init__(self, build: Callable[[int], BuiltMessage]):
-        self._build = build
-
-    def built(self, delivery_id: int, remaining: list[int]) -> BuiltMessage:
-        return self._build(delivery_id)
-
-    def close(self) -> None:
-        pass
-
-
-class BuildAhead:
-    """Build (and DKIM-sign) the next messages in a thread while this one is being sent.
-
-    An RSA signature is most of a signed message's cost, and cryptography signs without the
-    GIL, as the socket waits for the SMTP server's replies without it: signing the next
-    message during those waits hides part of it. Messages are built in the loop's order, at
-    most AHEAD in advance; one the loop never sends (it stopped) is dropped unsent.
-    """
-
-    AHEAD = 4
-
-    def __init__(self, build: Callable[[int], BuiltMessage]):
-        self._build = build
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build-ahead")
-        self._futures: dict[int, Future] = {}
-
-    def built(self, delivery_id: int, remaining: list[int]) -> BuiltMessage:
-        for upcoming in remaining[: self.AHEAD + 1]:
-            if upcoming not in self._futures:
-                self._futures[upcoming] = self._pool.submit(self._build, upcoming)
-        return self._futures.pop(delivery_id).result()  # raises what build raised
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _builders(mailing: Mailing, settings: Settings) -> dict[int | None, MessageFactory]:

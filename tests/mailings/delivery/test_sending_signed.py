@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.mailings.delivery.building import BuildAhead
 from app.mailings.delivery.launch import request_send, start_mailing
-from app.mailings.delivery.sending import BuildAhead, send_batch
+from app.mailings.delivery.sending import send_batch
 from app.mailings.models import Delivery, DeliveryStatus
 from tests.factories import make_list, make_mailing, make_supporters
 
