@@ -146,6 +146,11 @@ class LineDecoder:
         self.offset = 0  # bytes decoded so far
 
     def __iter__(self) -> Iterator[str]:
+        for text in self.blocks():
+            yield from io.StringIO(text)
+
+    def blocks(self) -> Iterator[str]:
+        """Yield the file's text in runs of whole lines (the last may lack its newline)."""
         rest = b""
         while block := self.f.read(self.BLOCK_BYTES):
             data = rest + block
@@ -161,7 +166,8 @@ class LineDecoder:
             yield from self._decode(rest)
 
     def _decode(self, lines: bytes) -> Iterator[str]:
-        """Yield whole lines that start at line `self.line + 1`, checking each one's length."""
+        """Yield the text of whole lines that start at line `self.line + 1`: all of it at once,
+        or line by line up to a line that does not decode. Checks each line's length."""
         if max(map(len, lines.split(b"\n"))) >= MAX_LINE_BYTES:  # with its b"\n", longer
             pieces = lines.split(b"\n")
             raise self._too_long(self.line + 1 + pieces.index(max(pieces, key=len)))
@@ -172,7 +178,7 @@ class LineDecoder:
             return
         self.line += lines.count(b"\n")
         self.offset += len(lines)
-        yield from io.StringIO(text)
+        yield text
 
     def _by_line(self, lines: bytes) -> Iterator[str]:
         """Yield the lines one by one up to the first that does not decode; raise DecodeError."""

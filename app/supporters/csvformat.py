@@ -25,8 +25,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import compress, islice
+from itertools import chain, compress, islice
 from typing import BinaryIO
 
 from app.supporters.csvcells import (
@@ -40,6 +39,7 @@ from app.supporters.csvcells import (
     subscription_status,
     unquote_spreadsheet_safe,
 )
+from app.supporters.csvcount import count_plain_records
 from app.supporters.csvencoding import (
     PREFIX_BYTES,
     CsvFileError,
@@ -51,6 +51,7 @@ from app.supporters.csvencoding import (
     is_line_safe,
     wide_lines,
 )
+from app.supporters.csvrows import PROFILE_COLUMNS, Rejection, SupporterChunk
 from app.supporters.emails import InvalidEmail, fast_forms, normalise_email
 from app.supporters.models import SubscriptionStatus
 
@@ -73,92 +74,6 @@ _ALIAS_TO_FIELD = {alias: name for name, aliases in ALIASES.items() for alias in
 
 # Columns of Clarion's own export that are not imported (the database keeps its own timestamps).
 _OWN_COLUMNS = frozenset({"created_at", "updated_at"})
-
-
-# The profile fields a row may set, in SupporterRow's order; the email is the row's key.
-PROFILE_COLUMNS = ("first_name", "last_name", "postcode", "country", "language", "source")
-
-
-@dataclass(slots=True)
-class SupporterRow:
-    row_number: int
-    email: str
-    first_name: str | None = None
-    last_name: str | None = None
-    postcode: str | None = None
-    country: str | None = None
-    language: str | None = None
-    source: str | None = None
-    status: SubscriptionStatus = SubscriptionStatus.SUBSCRIBED
-    custom: dict = field(default_factory=dict)
-
-    def merge(self, later: SupporterRow) -> None:
-        """Fold a later row for the same address into this one: its non-empty values win."""
-        for name in PROFILE_COLUMNS:
-            value = getattr(later, name)
-            if value is not None:
-                setattr(self, name, value)
-        if later.status != SubscriptionStatus.SUBSCRIBED:
-            self.status = later.status
-        self.custom.update(later.custom)
-        self.row_number = later.row_number
-
-
-@dataclass(slots=True)
-class SupporterChunk(Sequence):
-    """One chunk's clean rows, held column by column, each address once.
-
-    Columns because that is how the rows are cleaned and how PostgreSQL's COPY takes them, with
-    no Python object per row; indexing or iterating gives SupporterRow objects all the same.
-    None is an empty value.
-    """
-
-    row_numbers: list[int]
-    email: list[str]
-    profile: dict[str, list[str | None]]  # every name in PROFILE_COLUMNS
-    status: list[SubscriptionStatus]
-    custom: dict[str, list[str | None]]  # custom field name -> values
-
-    def __len__(self) -> int:
-        return len(self.email)
-
-    def __getitem__(self, i: int) -> SupporterRow:
-        return SupporterRow(
-            self.row_numbers[i],
-            self.email[i],
-            *(self.profile[name][i] for name in PROFILE_COLUMNS),
-            status=self.status[i],
-            custom={name: values[i] for name, values in self.custom.items() if values[i]},
-        )
-
-    @classmethod
-    def from_rows(cls, rows: list[SupporterRow], custom_names: list[str]) -> SupporterChunk:
-        return cls(
-            [r.row_number for r in rows],
-            [r.email for r in rows],
-            {name: [getattr(r, name) for r in rows] for name in PROFILE_COLUMNS},
-            [r.status for r in rows],
-            {name: [r.custom.get(name) for r in rows] for name in custom_names},
-        )
-
-    def merge_duplicates(self) -> SupporterChunk:
-        """Return the chunk with rows repeating an address folded into its first row."""
-        if len(set(self.email)) == len(self.email):
-            return self  # the usual case, checked without a Python step per row
-        merged: dict[str, SupporterRow] = {}
-        for row in self:
-            if (earlier := merged.get(row.email)) is not None:
-                earlier.merge(row)
-            else:
-                merged[row.email] = row
-        return SupporterChunk.from_rows(list(merged.values()), list(self.custom))
-
-
-@dataclass(slots=True)
-class Rejection:
-    row_number: int
-    reason: str
-    raw: str
 
 
 def _alias_key(header: str) -> str:
@@ -184,7 +99,7 @@ class SupporterCsv:
     def check(self) -> int:
         """Read the whole file once; return its number of data rows or raise CsvFileError."""
         try:
-            return sum(len(numbers) for numbers, _ in self._batches(CHECK_BATCH))
+            return self._count_rows()
         except DecodeError as exc:
             if not (self._detected and self.encoding == "utf-8"):
                 raise self._decode_failure(exc) from None
@@ -196,9 +111,41 @@ class SupporterCsv:
                 sample = f.read(PREFIX_BYTES)
             self.encoding = detect_encoding(sample, whole_file=len(sample) < PREFIX_BYTES)
             try:
-                return sum(len(numbers) for numbers, _ in self._batches(CHECK_BATCH))
+                return self._count_rows()
             except DecodeError as again:
                 raise self._decode_failure(again) from None
+
+    def _count_rows(self) -> int:
+        """Count the data rows without parsing them where the text allows, else parse them."""
+        plain = self._count_plain_rows()
+        if plain is not None:
+            return plain
+        return sum(len(numbers) for numbers, _ in self._batches(CHECK_BATCH))
+
+    def _count_plain_rows(self) -> int | None:
+        """Read the header, then count the rows a block at a time (csvcount); None if the
+        file needs the parser after all. Each line after the header is one row here."""
+        with open(self.path, "rb") as f:
+            lines = self._open_lines(f)
+            if not isinstance(lines, LineDecoder):
+                return None
+            blocks = lines.blocks()
+            header_lines = 1
+            try:
+                first = io.StringIO(next(blocks, ""))
+                try:
+                    header = next(csv.reader(first, delimiter=self.delimiter, strict=False), None)
+                except csv.Error:
+                    return None
+                if header is None:
+                    return None
+                self._map_header(header)
+                rest = first.read()
+                header_lines = lines.line - rest.count("\n")
+                return count_plain_records(chain([rest], blocks), self.delimiter)
+            except DecodeError as exc:
+                exc.row = exc.line - header_lines + 1
+                raise
 
     def chunks(
         self, size: int, source: str | None = None

@@ -9,7 +9,7 @@ again through the fallback, every row through ON CONFLICT (app/supporters/import
 
 from __future__ import annotations
 
-from app.supporters.csvformat import PROFILE_COLUMNS
+from app.supporters.csvrows import PROFILE_COLUMNS
 
 # jsonb_build_object takes at most 100 arguments: 50 custom fields per call.
 _PAIRS_PER_CALL = 50

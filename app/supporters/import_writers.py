@@ -13,7 +13,7 @@ from sqlalchemy.orm import lazyload
 
 from app.db import utcnow
 from app.extensions import db
-from app.supporters.csvformat import (
+from app.supporters.csvrows import (
     PROFILE_COLUMNS,
     Rejection,
     SupporterChunk,
