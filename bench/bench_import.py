@@ -1,6 +1,7 @@
 """Benchmark the supporter CSV import on PostgreSQL against a raw COPY of the same file.
 
     .venv/bin/python -m bench.bench_import [--rows 1000000] [--small 100000] [--keep-files]
+                                           [--index-costs]
                                            [--quick]   (or BENCH_QUICK=1: 2,000 rows, seconds)
 
 For each size it makes a CSV, recreates the scratch database `clarion_bench`, times the
@@ -13,6 +14,9 @@ load shows, and over the fastest of them (the stricter figure). The CPU line spl
 machine's busy time during the import between the import's own process and the rest (the
 database server): on two cores both near their sum shows the import is bound by CPU, not by
 waiting.
+--index-costs then times the imported rows inserted again into a bare copy of `supporters`
+(and of the consent history) with no index and with each index alone: where PostgreSQL's
+part of the import goes, index by index.
 Each import runs in a fresh child process, so the peak RSS printed is the import's own; the
 small file shows memory does not grow with the file.
 """
@@ -24,6 +28,7 @@ import csv
 import multiprocessing
 import os
 import random
+import re
 import resource
 import sys
 import tempfile
@@ -229,6 +234,38 @@ def report(label: str, figures: dict) -> None:
         print(f"  error: {figures['error']}")
 
 
+def index_costs() -> None:
+    """Time the imported rows inserted again into a bare copy of their table, then with each of
+    its indexes alone: what each index costs an import on this server (the heap, the indexes
+    and the consent history are most of PostgreSQL's part). Rows go in the import's order."""
+    with psycopg.connect(database_url(), autocommit=True) as conn:
+        for table in ("supporters", "subscription_changes"):
+            indexes = conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                "AND tablename = %s ORDER BY indexname",
+                (table,),
+            ).fetchall()
+            bare = _timed_insert(conn, table, [])
+            print(f"insert into a copy of {table}: {bare:6.2f} s with no index", flush=True)
+            for name, definition in indexes:
+                print(f"  + {name:<38} {_timed_insert(conn, table, [definition]) - bare:+6.2f} s")
+            every = _timed_insert(conn, table, [d for _, d in indexes])
+            print(f"  with all {len(indexes)} indexes: {every:6.2f} s", flush=True)
+
+
+def _timed_insert(conn, table: str, index_definitions: list[str]) -> float:
+    conn.execute("DROP TABLE IF EXISTS index_cost")
+    conn.execute(f"CREATE TABLE index_cost (LIKE {table} INCLUDING DEFAULTS)")
+    for definition in index_definitions:
+        conn.execute(re.sub(r"INDEX \S+ ON (public\.)?\S+ ", "INDEX ON index_cost ", definition))
+    conn.execute("CHECKPOINT")  # each run starts with the same WAL to write
+    started = time.perf_counter()
+    conn.execute(f"INSERT INTO index_cost SELECT * FROM {table} ORDER BY id")
+    seconds = time.perf_counter() - started
+    conn.execute("DROP TABLE index_cost")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -236,6 +273,11 @@ def main() -> None:
     parser.add_argument("--list", help="add every imported supporter to this list")
     parser.add_argument("--tag", action="append", default=[], help="and tag them (repeatable)")
     parser.add_argument("--keep-files", action="store_true")
+    parser.add_argument(
+        "--index-costs",
+        action="store_true",
+        help="then time what each index of supporters and of the consent history costs",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes (also BENCH_QUICK=1)")
     args = parser.parse_args()
     if args.quick or os.environ.get("BENCH_QUICK") == "1":
@@ -270,6 +312,8 @@ def main() -> None:
                 f"{first['seconds'] / fastest:.2f} and {again['seconds'] / fastest:.2f}",
                 flush=True,
             )
+            if args.index_costs and rows == max(sizes):
+                index_costs()
             if args.keep_files:
                 kept = Path.cwd() / path.name
                 path.rename(kept)
