@@ -49,7 +49,9 @@ declare -A TESTS=(
   [mailers/message.py]="$MAILERS_ONLY tests/mailers/test_message_edges.py tests/mailers/test_message_golden.py
     tests/mailers/test_message.py tests/mailers/test_qp_body.py
     tests/mailers/test_dkim.py::test_signed_message_verifies"
-  [app/supporters/csvformat.py]="$NO_DB tests/supporters/test_csvformat_edges.py tests/supporters/test_csvformat.py"
+  [app/supporters/csvformat.py]="$NO_DB tests/supporters/test_csvformat_edges.py tests/supporters/test_csvformat.py
+    tests/supporters/test_csvcount.py"
+  [app/supporters/csvcount.py]="$NO_DB tests/supporters/test_csvcount.py tests/supporters/test_csvformat_edges.py"
   [app/supporters/csvcells.py]="$NO_DB tests/supporters/test_csvformat_edges.py tests/supporters/test_csvformat.py"
 )
 # module -> tests needing the database, run (with the conftest) only when the fast ones pass.

@@ -1,4 +1,6 @@
-"""Staff accounts: passwords, sign-in, password reset links, two-factor codes, sign-out everywhere.
+"""Staff accounts: passwords, sign-in, password reset links, sign-out everywhere.
+
+Two-factor codes are in app/auth/totp.py.
 
 Plain functions over the database; the staff web app (app/staff) and `clarion users` call them.
 """
@@ -7,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 
-import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -36,7 +36,6 @@ MAIL_INVITE = "invite"
 LINK_MAX_AGE = {MAIL_RESET: RESET_LINK_MAX_AGE, MAIL_INVITE: INVITE_LINK_MAX_AGE}
 # Argon2 hashes start with "$argon2": a hash that does not can never verify (InvalidHashError).
 UNUSABLE_PASSWORD_PREFIX = "!unusable:"
-TOTP_ISSUER = "Clarion"
 # Checked when nobody matches an email, so a wrong email costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
@@ -89,7 +88,7 @@ def all_users() -> list[StaffUser]:
     return list(db.session.scalars(select(StaffUser).order_by(StaffUser.email)))
 
 
-def _record(actor: str | None, action: str, user: StaffUser, detail: str) -> None:
+def record_account_change(actor: str | None, action: str, user: StaffUser, detail: str) -> None:
     """The audit entry for a change to a staff account, whichever edge (staff app, CLI) made
     it; None: a change nobody asked for by hand (demo data, tests' fixtures)."""
     if actor is not None:
@@ -131,7 +130,7 @@ def create_user(
     db.session.add(user)
     db.session.flush()
     how = "invited" if password is None else "created"
-    _record(actor, "user_created", user, f"{how} {user.email} as {user.role}")
+    record_account_change(actor, "user_created", user, f"{how} {user.email} as {user.role}")
     return user
 
 
@@ -167,7 +166,7 @@ def set_password(user: StaffUser, password: str, *, actor: str | None = None) ->
     check_password_rules(password)
     user.password_hash = _hasher.hash(password)
     sign_out_everywhere(user)
-    _record(actor, "password_set", user, user.email)
+    record_account_change(actor, "password_set", user, user.email)
 
 
 def sign_out_everywhere(user: StaffUser) -> None:
@@ -200,7 +199,7 @@ def set_role(user: StaffUser, role: Role | str, *, actor: str) -> None:
         _keep_an_admin(user)
     before, user.role = user.role, role
     sign_out_everywhere(user)  # the new role applies from the next sign-in, everywhere
-    _record(actor, "role_changed", user, f"{user.email}: {before} → {role}")
+    record_account_change(actor, "role_changed", user, f"{user.email}: {before} → {role}")
 
 
 def disable_user(user: StaffUser, *, actor: str, by: StaffUser | None = None) -> None:
@@ -210,12 +209,12 @@ def disable_user(user: StaffUser, *, actor: str, by: StaffUser | None = None) ->
     _keep_an_admin(user)
     user.disabled_at = utcnow()
     sign_out_everywhere(user)
-    _record(actor, "user_disabled", user, user.email)
+    record_account_change(actor, "user_disabled", user, user.email)
 
 
 def enable_user(user: StaffUser, *, actor: str) -> None:
     user.disabled_at = None
-    _record(actor, "user_enabled", user, user.email)
+    record_account_change(actor, "user_enabled", user, user.email)
 
 
 def _keep_an_admin(user: StaffUser) -> None:
@@ -341,77 +340,3 @@ def reset_password(token: str, password: str, secret_keys: tuple[str, ...]) -> S
     user = user_for_reset_token(token, secret_keys)
     set_password(user, password)
     return user
-
-
-# --- Two-factor codes (TOTP, RFC 6238) ------------------------------------------------------
-
-
-def new_totp_secret() -> str:
-    return pyotp.random_base32()
-
-
-def totp_uri(user: StaffUser, secret: str) -> str:
-    return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
-
-
-def _matching_step(secret: str, code: str, now: float | None = None) -> int | None:
-    code = (code or "").replace(" ", "")
-    if not (code.isdigit() and len(code) == 6):
-        return None
-    totp = pyotp.TOTP(secret)
-    now = time.time() if now is None else now
-    step = int(now) // totp.interval
-    for candidate in (step, step - 1, step + 1):  # one step of clock drift either way
-        if secrets.compare_digest(totp.generate_otp(candidate), code):
-            return candidate
-    return None
-
-
-def enable_two_factor(user: StaffUser, secret: str, code: str) -> None:
-    step = _matching_step(secret, code)
-    if step is None:
-        raise AccountError("That code does not match. Check the time on your phone and try again.")
-    user.totp_secret = secret
-    user.totp_last_step = step
-
-
-def check_two_factor(user: StaffUser, code: str, now: float | None = None) -> bool:
-    """True for a current code not used before; a code replayed within its window is refused."""
-    if not user.totp_secret:
-        return True
-    step = _matching_step(user.totp_secret, code, now)
-    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
-        return False
-    user.totp_last_step = step
-    return True
-
-
-def disable_two_factor(user: StaffUser) -> None:
-    user.totp_secret = None
-    user.totp_last_step = None
-
-
-def reset_two_factor(user: StaffUser, *, actor: str) -> None:
-    """For a lost phone: turn two-factor off and end the sessions (one may be on that phone)."""
-    disable_two_factor(user)
-    sign_out_everywhere(user)
-    _record(actor, "two_factor_reset", user, user.email)
-
-
-def two_factor_required(user: StaffUser, settings: Settings) -> bool:
-    """Admins must use two-factor sign-in in production (app/staff/access.py enforces it)."""
-    return settings.is_production and user.role == Role.ADMIN
-
-
-def turn_off_two_factor(user: StaffUser, password: str, code: str, settings: Settings) -> None:
-    """Turn two-factor off, proven by the password and a current code; AccountError naming the field."""
-    if two_factor_required(user, settings):
-        raise AccountError("Admins must keep two-factor sign-in on.")
-    if not check_password(user, password):
-        raise AccountError(
-            "That password is not right.", {"password": "That password is not right."}
-        )
-    if not check_two_factor(user, code):
-        message = "That code is not right, or has been used. Try the next one."
-        raise AccountError(message, {"code": message})
-    disable_two_factor(user)

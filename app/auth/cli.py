@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from app.auth import accounts
+from app.auth import accounts, totp
 from app.auth.accounts import AccountError, all_users, create_user, generate_password
 from app.auth.models import ApiToken, Role, StaffUser
 from app.auth.services import all_tokens, create_token, revoke_token
@@ -162,7 +162,7 @@ def enable_command(email: str) -> None:
 def reset_two_factor_command(email: str) -> None:
     """Turn two-factor sign-in off for a lost phone; they set it up again at next sign-in."""
     user = _user(email)
-    _change(user, lambda: accounts.reset_two_factor(user, actor=CLI_ACTOR), "two-factor reset")
+    _change(user, lambda: totp.reset_two_factor(user, actor=CLI_ACTOR), "two-factor reset")
 
 
 @users_cli.command("set-password")

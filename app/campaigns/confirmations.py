@@ -38,9 +38,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.jobs import SEND_ACTION_CONFIRMATION, enqueue, queue_of, without_live_job
 from app.links.tokens import ConfirmTokens, TokenError, TokenExpired
-from app.supporters.emails import email_for_lookup
 from app.supporters.models import Supporter
-from app.supporters.privacy import iso
 from app.supporters.services import find_by_email
 from mailers.plain import build_plain_message
 from mailers.transport import PermanentFailure, SmtpTransport
@@ -359,49 +357,6 @@ def pending_summary(campaign_id: int, now=None) -> dict:
         "flagged_reasons": dict(reasons.all()),
         "window_days": CONFIRM_MAX_AGE // 86400,
     }
-
-
-def _rows_for_email(email: str):
-    return PendingAction.email == email_for_lookup(email)
-
-
-def export_pending_for_email(email: str) -> list[dict]:
-    """Return the held (and recently confirmed) actions typed with this address (GDPR art. 15)."""
-    rows = db.session.execute(
-        select(PendingAction, Campaign.title, Campaign.slug)
-        .join(Campaign, Campaign.id == PendingAction.campaign_id)
-        .where(_rows_for_email(email))
-        .order_by(PendingAction.id)
-    )
-    return [
-        {
-            "campaign_id": pending.campaign_id,
-            "campaign_title": title,
-            "campaign_slug": slug,
-            "name": pending.name,
-            "town": pending.town,
-            "letter_body": pending.letter_body,
-            "channel": pending.channel,
-            "consent_channel": pending.consent_channel,
-            "consent_detail": pending.consent_detail,
-            "created_at": iso(pending.created_at),
-            "confirmation_mailed_at": iso(pending.mail_sent_at),
-            "confirmation_failed_at": iso(pending.mail_failed_at),
-            "confirmation_error": pending.mail_error,
-            "confirmed_at": iso(pending.confirmed_at),
-        }
-        for pending, title, slug in rows
-    ]
-
-
-def erase_pending_for_email(email: str) -> int:
-    """Delete every held action typed with this address (GDPR art. 17); return how many."""
-    result = db.session.execute(
-        delete(PendingAction)
-        .where(_rows_for_email(email))
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0
 
 
 def purge_expired_pending(settings: Settings, now=None) -> int:

@@ -8,11 +8,18 @@ queued is withdrawn rather than sent without its author.
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
-from app.campaigns.confirmations import erase_pending_for_email, export_pending_for_email
-from app.campaigns.models import Action, Campaign, CampaignTarget, Letter, LetterStatus
+from app.campaigns.models import (
+    Action,
+    Campaign,
+    CampaignTarget,
+    Letter,
+    LetterStatus,
+    PendingAction,
+)
 from app.extensions import db
+from app.supporters.emails import email_for_lookup
 from app.supporters.models import Supporter
 from app.supporters.privacy import iso
 
@@ -101,3 +108,46 @@ def export_unconfirmed_actions(supporter: Supporter) -> list[dict]:
 def erase_unconfirmed_actions(supporter: Supporter) -> None:
     """Delete every held action typed with the person's address (nothing counts them)."""
     erase_pending_for_email(supporter.email)
+
+
+def _rows_for_email(email: str):
+    return PendingAction.email == email_for_lookup(email)
+
+
+def export_pending_for_email(email: str) -> list[dict]:
+    """Return the held (and recently confirmed) actions typed with this address (GDPR art. 15)."""
+    rows = db.session.execute(
+        select(PendingAction, Campaign.title, Campaign.slug)
+        .join(Campaign, Campaign.id == PendingAction.campaign_id)
+        .where(_rows_for_email(email))
+        .order_by(PendingAction.id)
+    )
+    return [
+        {
+            "campaign_id": pending.campaign_id,
+            "campaign_title": title,
+            "campaign_slug": slug,
+            "name": pending.name,
+            "town": pending.town,
+            "letter_body": pending.letter_body,
+            "channel": pending.channel,
+            "consent_channel": pending.consent_channel,
+            "consent_detail": pending.consent_detail,
+            "created_at": iso(pending.created_at),
+            "confirmation_mailed_at": iso(pending.mail_sent_at),
+            "confirmation_failed_at": iso(pending.mail_failed_at),
+            "confirmation_error": pending.mail_error,
+            "confirmed_at": iso(pending.confirmed_at),
+        }
+        for pending, title, slug in rows
+    ]
+
+
+def erase_pending_for_email(email: str) -> int:
+    """Delete every held action typed with this address (GDPR art. 17); return how many."""
+    result = db.session.execute(
+        delete(PendingAction)
+        .where(_rows_for_email(email))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Date, and_, cast, func, or_, select
 
 from app.campaigns.models import Action, Campaign, CampaignTarget, Letter, LetterStatus
-from app.campaigns.services import letter_counts
+from app.campaigns.overviews import letter_counts
 from app.errors import Invalid
 from app.extensions import db
 from app.mailings.models import Mailing

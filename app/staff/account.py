@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from app.auth import accounts, audit
+from app.auth import accounts, audit, totp
 from app.auth.accounts import AccountError, ResetLinkError
 from app.auth.models import Role
 from app.extensions import db, limiter
@@ -134,7 +134,7 @@ def login_code():
         return redirect(url_for(".login"))
     form = CodeForm()
     if form.validate_on_submit():
-        if accounts.check_two_factor(user, form.code.data):
+        if totp.check_two_factor(user, form.code.data):
             session.pop(PENDING_TWO_FACTOR, None)
             return _finish_login(user)
         form.code.errors.append("That code is not right, or has been used. Try the next one.")
@@ -190,15 +190,15 @@ def two_factor():
             "staff/account/two_factor_on.html",
             user=user,
             form=TurnOffTwoFactorForm(),
-            required=accounts.two_factor_required(user, _settings()),
+            required=totp.two_factor_required(user, _settings()),
         )
     # The secret waits in the (signed) session until a code proves the app has it.
-    secret = session.get(PENDING_TOTP_SECRET) or accounts.new_totp_secret()
+    secret = session.get(PENDING_TOTP_SECRET) or totp.new_totp_secret()
     session[PENDING_TOTP_SECRET] = secret
     form = CodeForm()
     if form.validate_on_submit():
         try:
-            accounts.enable_two_factor(user, secret, form.code.data)
+            totp.enable_two_factor(user, secret, form.code.data)
         except AccountError as exc:
             show_errors(form, exc, "code")
         else:
@@ -217,8 +217,8 @@ def two_factor():
         user=user,
         form=form,
         secret_groups=[secret[i : i + 4] for i in range(0, len(secret), 4)],
-        uri=accounts.totp_uri(user, secret),
-        required=accounts.two_factor_required(user, _settings()),
+        uri=totp.totp_uri(user, secret),
+        required=totp.two_factor_required(user, _settings()),
     ), _status(form)
 
 
@@ -233,7 +233,7 @@ def turn_off_two_factor():
     form = TurnOffTwoFactorForm()
     if form.validate_on_submit():
         try:
-            accounts.turn_off_two_factor(user, form.password.data, form.code.data, _settings())
+            totp.turn_off_two_factor(user, form.password.data, form.code.data, _settings())
         except AccountError as exc:
             show_errors(form, exc, "code")
         else:
@@ -247,7 +247,7 @@ def turn_off_two_factor():
         "staff/account/two_factor_on.html",
         user=user,
         form=form,
-        required=accounts.two_factor_required(user, _settings()),
+        required=totp.two_factor_required(user, _settings()),
     ), 422
 
 

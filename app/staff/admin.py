@@ -8,7 +8,7 @@ from wtforms import EmailField, SelectField, StringField
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from app.auth import accounts, audit, services
+from app.auth import accounts, audit, services, totp
 from app.auth.accounts import AccountError
 from app.auth.models import Role
 from app.errors import DomainError
@@ -146,7 +146,7 @@ def enable(user_id: int):
 @requires(Role.ADMIN)
 def reset_two_factor(user_id: int):
     person = accounts.existing_user(user_id)
-    accounts.reset_two_factor(person, actor=actor())
+    totp.reset_two_factor(person, actor=actor())
     db.session.commit()
     flash(f"Two-factor sign-in is off for {person.email}, who is signed out everywhere.", "success")
     return redirect(url_for(".user", user_id=person.id))

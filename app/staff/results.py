@@ -8,7 +8,7 @@ from app.auth.models import Role
 from app.staff.access import requires, staff_blueprint
 from app.staff.charts import Series, grouped_bars
 from app.staff.mailings.ab_summary import ab_summary
-from app.tracking import overview, report_csv, reports
+from app.tracking import breakdowns, overview, report_csv, reports
 
 blueprint = staff_blueprint("staff_results", __name__, url_prefix="/staff/results")
 
@@ -39,7 +39,7 @@ def mailing(mailing_id: int):
         abort(404)
     by = request.args.get("breakdown") or None
     breakdown_error = None
-    if by is not None and by not in reports.BREAKDOWNS:
+    if by is not None and by not in breakdowns.BREAKDOWNS:
         breakdown_error, by = "Choose to break the figures down by list, tag or segment.", None
     ids = request.args.getlist("ids", type=int) or None  # non-numbers are dropped
     return render_template(
@@ -50,7 +50,7 @@ def mailing(mailing_id: int):
         by=by,
         breakdown_labels=BREAKDOWN_LABELS,
         breakdown_error=breakdown_error,
-        groups=reports.breakdown(mailing_id, by, ids) if by else None,
+        groups=breakdowns.breakdown(mailing_id, by, ids) if by else None,
         ab=ab_summary(report.mailing),
     )
 

@@ -17,7 +17,7 @@ from app.api.errors import ApiError
 from app.api.schemas import ClarionSchema as Schema
 from app.auth.models import Role
 from app.mailings.abtest.schemas import AbTestSchema
-from app.tracking import report_csv, reports
+from app.tracking import breakdowns, report_csv, reports
 
 reports_api = ApiBlueprint(
     "mailing_reports",
@@ -149,7 +149,7 @@ class ReportSchema(Schema):
 
 class ReportArgs(Schema):
     breakdown = fields.Str(
-        validate=validate.OneOf(reports.BREAKDOWNS),
+        validate=validate.OneOf(breakdowns.BREAKDOWNS),
         metadata={"description": "Break the figures down by list, tag or segment."},
     )
     ids = fields.List(
@@ -175,7 +175,7 @@ def mailing_report(args, mailing_id):
             "Give `breakdown` (list, tag or segment) with `ids`.",
             {"breakdown": ["Required with ids."]},
         )
-    groups = reports.breakdown(mailing_id, by, args.get("ids")) if by else None
+    groups = breakdowns.breakdown(mailing_id, by, args.get("ids")) if by else None
     return {field.name: getattr(report, field.name) for field in fields_of(report)} | {
         "breakdown": groups
     }

@@ -17,12 +17,11 @@ from app import create_app
 from app.campaigns.confirmations import (
     CONFIRM_MAX_AGE,
     MAILS_PER_ADDRESS_PER_DAY,
-    erase_pending_for_email,
-    export_pending_for_email,
     purge_expired_pending,
     send_confirmation,
 )
 from app.campaigns.models import Action, CampaignStatus, Letter, LetterStatus, PendingAction
+from app.campaigns.privacy import erase_pending_for_email, export_pending_for_email
 from app.extensions import db
 from app.links.tokens import CONFIRM_SALT, Purpose, TokenService
 from app.queues import QueueName, get_queue

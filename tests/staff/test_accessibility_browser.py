@@ -18,7 +18,7 @@ import pytest
 from flask import url_for
 from sqlalchemy import select, update
 
-from app.auth import accounts, audit
+from app.auth import accounts, audit, totp
 from app.auth.models import Role
 from app.auth.services import create_token
 from app.campaigns.services import record_action
@@ -155,7 +155,7 @@ def seed_one_of_everything(settings, make_staff_user) -> Seeded:
     campaigner = make_staff_user(Role.CAMPAIGNER, name="Cam Campaigner")
     make_staff_user(Role.ANALYST, name="Ann Analyst")
     two_factor = make_staff_user(Role.CAMPAIGNER, name="Tove Two-factor")
-    two_factor.totp_secret = accounts.new_totp_secret()
+    two_factor.totp_secret = totp.new_totp_secret()
     token, _ = create_token("CRM", Role.ANALYST)
     audit.record("cli", "mailing_sent", subject_type="mailing", subject_id=sent.id)
     audit.record("cli", "token_created", subject_type="api_token", subject_id=token.id)

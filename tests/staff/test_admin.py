@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.auth import accounts, audit
+from app.auth import accounts, audit, totp
 from app.auth.models import ApiToken, AuditEntry, Role, StaffUser
 from app.auth.services import find_active_token
 from app.extensions import db
@@ -214,7 +214,7 @@ def test_disable_and_enable_a_user(admin, staff_client, make_staff_user):
 def test_an_admin_resets_a_lost_phones_two_factor(admin, staff_client, make_staff_user):
     user = make_staff_user(Role.CAMPAIGNER)
     their_session = staff_client(user=user)
-    user.totp_secret = accounts.new_totp_secret()
+    user.totp_secret = totp.new_totp_secret()
     page = admin.get(f"/staff/admin/users/{user.id}").get_data(as_text=True)
     assert "Reset two-factor sign-in" in page
     assert admin.submit(f"/staff/admin/users/{user.id}/reset-two-factor").status_code == 302
@@ -324,7 +324,7 @@ def test_bad_audit_queries_get_a_page_not_an_error(admin, query):
 
 def test_the_cli_lets_a_locked_out_last_admin_back_in(app, make_staff_user):
     admin = make_staff_user(Role.ADMIN)
-    admin.totp_secret = accounts.new_totp_secret()
+    admin.totp_secret = totp.new_totp_secret()
     runner = app.test_cli_runner()
     result = runner.invoke(args=["users", "reset-two-factor", admin.email.upper()])
     assert result.exit_code == 0, result.output

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.auth.models import AuditEntry, Role
-from app.campaigns import services
+from app.campaigns import overviews, services
 from app.campaigns.models import (
     Action,
     Campaign,
@@ -112,11 +112,11 @@ def test_list_shows_status_local_deadline_and_counts(staff_client):
 
 def test_list_pages_by_id(staff_client):
     first = make_campaign(slug="first", title="First campaign")
-    for n in range(services.STAFF_PAGE_SIZE):
+    for n in range(overviews.STAFF_PAGE_SIZE):
         make_campaign(slug=f"later-{n}", title=f"Later campaign {n}", targets=[])
     client = staff_client(Role.ANALYST)
     page = client.get("/staff/campaigns/").get_data(as_text=True)
-    assert f"Later campaign {services.STAFF_PAGE_SIZE - 1}<" in page
+    assert f"Later campaign {overviews.STAFF_PAGE_SIZE - 1}<" in page
     assert "First campaign" not in page
     older = html.unescape(re.search(r'href="(/staff/campaigns/\?after=\d+)"', page).group(1))
     second = client.get(older).get_data(as_text=True)

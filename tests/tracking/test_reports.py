@@ -25,7 +25,7 @@ from app.mailings.models import (
 )
 from app.privacy import erase_supporter
 from app.supporters.models import ListMembership, MailingList, Segment, Supporter, SupporterTag, Tag
-from app.tracking import report_csv, reports, services
+from app.tracking import breakdowns, report_csv, reports, services
 from app.tracking.models import EventKind
 
 HOSTILE_URL = '=HYPERLINK("https://evil.example/x","Click")'
@@ -316,7 +316,7 @@ def groups(world: World):
 def test_breakdowns_by_list_tag_and_segment_count_each_group():
     world = busy_world()
     first, second, tag_id, segment_id, members, tagged = groups(world)
-    by_list = {g.group_id: g for g in reports.breakdown(world.mailing_id, "list")}
+    by_list = {g.group_id: g for g in breakdowns.breakdown(world.mailing_id, "list")}
     assert set(by_list) == {first, second}
     for list_id, deliveries in members.items():
         group, among = by_list[list_id], set(deliveries)
@@ -328,20 +328,20 @@ def test_breakdowns_by_list_tag_and_segment_count_each_group():
         assert group.actions == world.unique(EventKind.ACTION, among=among)
         assert group.unsubscribes == world.unique(EventKind.UNSUBSCRIBE, among=among)
         assert group.open_rate.human == pytest.approx(group.opens.human / delivered)
-    (only,) = reports.breakdown(world.mailing_id, "list", [second])
+    (only,) = breakdowns.breakdown(world.mailing_id, "list", [second])
     assert only.name == "Press"
-    (tag,) = reports.breakdown(world.mailing_id, "tag")
+    (tag,) = breakdowns.breakdown(world.mailing_id, "tag")
     assert tag.recipients == len(tagged)
     assert tag.opens.human == world.unique(EventKind.OPEN, human=True, among=set(tagged))
-    (segment,) = reports.breakdown(world.mailing_id, "segment", [segment_id])
+    (segment,) = breakdowns.breakdown(world.mailing_id, "segment", [segment_id])
     assert segment.name == "Press donors"
     assert (segment.recipients, segment.opens) == (
         by_list[second].recipients,
         by_list[second].opens,
     )
-    assert reports.breakdown(world.mailing_id, "list", [987654321]) == []
-    with pytest.raises(reports.UnknownBreakdown):
-        reports.breakdown(world.mailing_id, "postcode")
+    assert breakdowns.breakdown(world.mailing_id, "list", [987654321]) == []
+    with pytest.raises(breakdowns.UnknownBreakdown):
+        breakdowns.breakdown(world.mailing_id, "postcode")
 
 
 def test_erasing_a_supporter_leaves_every_figure_unchanged():
@@ -564,7 +564,7 @@ def test_generated_streams_report_what_the_rows_say(stream):
         assert link.clicks == len(rows)
         assert link.unique == world.unique(EventKind.CLICK, link=link.position)
         assert link.unique_human == world.unique(EventKind.CLICK, link=link.position, human=True)
-    (group,) = reports.breakdown(world.mailing_id, "list", [members.id])
+    (group,) = breakdowns.breakdown(world.mailing_id, "list", [members.id])
     assert group.recipients == group.delivered == len(half)
     assert group.opens == reports.Pair(
         world.unique(EventKind.OPEN, among=half),

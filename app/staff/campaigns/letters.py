@@ -6,7 +6,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from app.auth.models import Role
-from app.campaigns import letter_text, services
+from app.campaigns import letter_text, overviews, services
 from app.campaigns import schemas as s
 from app.campaigns.letters import letter_rows
 from app.campaigns.models import LetterStatus
@@ -94,10 +94,10 @@ def letters(campaign_id: int):
             status=LetterStatus(status) if status else None,
             target_id=target.id if target else None,
             after=after,
-            limit=services.STAFF_PAGE_SIZE,
+            limit=overviews.STAFF_PAGE_SIZE,
         )
     )
-    next_after = rows[-1][0].id if len(rows) == services.STAFF_PAGE_SIZE else None
+    next_after = rows[-1][0].id if len(rows) == overviews.STAFF_PAGE_SIZE else None
     return render_template(
         "staff/campaigns/letters.html",
         campaign=campaign,

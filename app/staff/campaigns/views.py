@@ -9,8 +9,8 @@ from wtforms import Form
 
 from app.auth import audit
 from app.auth.models import Role
+from app.campaigns import overviews, services, targets
 from app.campaigns import schemas as s
-from app.campaigns import services, targets
 from app.campaigns.models import Campaign, CampaignStatus, LetterStatus
 from app.campaigns.urgent_action import MAX_PASTE_CHARACTERS, parse_urgent_action
 from app.errors import Conflict, Invalid
@@ -33,8 +33,8 @@ LETTER_STATUSES = tuple(status.value for status in LetterStatus)
 @requires(Role.ANALYST)
 def index():
     after = parse_id(request.args.get("after", "")) if request.args.get("after") else None
-    rows = services.campaign_overviews(after)
-    next_after = rows[-1].campaign.id if len(rows) == services.STAFF_PAGE_SIZE else None
+    rows = overviews.campaign_overviews(after)
+    next_after = rows[-1].campaign.id if len(rows) == overviews.STAFF_PAGE_SIZE else None
     return render_template(
         "staff/campaigns/index.html",
         rows=rows,
@@ -98,7 +98,7 @@ def from_urgent_action():
 @requires(Role.ANALYST)
 def show(campaign_id: int):
     campaign = campaign_or_404(campaign_id)
-    counts = services.letter_counts(campaign.id)
+    counts = overviews.letter_counts(campaign.id)
     totals: dict[str, int] = {}
     for by_status in counts.values():
         for status, count in by_status.items():
