@@ -139,11 +139,13 @@ class Delivery(db.Model):
     __tablename__ = "deliveries"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailings.id", ondelete="CASCADE"))
-    # Erasing a supporter keeps the row (and so the mailing's counts) but forgets who it was.
-    supporter_id: Mapped[int | None] = mapped_column(
-        ForeignKey("supporters.id", ondelete="SET NULL")
-    )
+    # No foreign keys to the mailing or the supporter: checking them on every row was most of
+    # the audience snapshot's time, and locked every recipient's supporter row. Triggers keep
+    # what the keys did on delete (migration 0018): a deleted mailing takes its deliveries.
+    mailing_id: Mapped[int] = mapped_column(BigId)
+    # Erasing a supporter keeps the row (and so the mailing's counts) but forgets who it was:
+    # a trigger sets this NULL.
+    supporter_id: Mapped[int | None] = mapped_column(BigId)
     batch_no: Mapped[int] = mapped_column()
     # In an A/B test, the variant this recipient was sent as part of the test portion; None for
     # everyone else (the rest of the audience gets the winner, app/mailings/abtest/).

@@ -1,7 +1,8 @@
 """The mailings domain's share of GDPR access and erasure: deliveries and bounce events.
 
 Erasure keeps every row, its status and its Message-ID, so a mailing's counts and later bounce
-matching stay exact; the supporters domain then unlinks them (supporter_id ON DELETE SET NULL).
+matching stay exact; the supporters domain then unlinks them (a trigger sets a deleted
+supporter's deliveries' supporter_id NULL, migration 0018; bounce events: ON DELETE SET NULL).
 What goes is free text that may quote the address: SMTP errors, DSN details, webhook payloads.
 """
 

@@ -1,7 +1,8 @@
 """The supporters domain's share of GDPR access (art. 15) and erasure (art. 17).
 
 app/privacy.py runs every domain's share; this one erases last, because deleting the row is
-what unlinks the other domains' rows (their supporter_id is ON DELETE SET NULL).
+what unlinks the other domains' rows (their supporter_id is ON DELETE SET NULL, or for
+deliveries set NULL by a trigger: migration 0018).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Consent history goes with its supporter: by trigger, not a foreign key (migration 0017)."""
+"""Consent history goes with its supporter, and deliveries forget an erased one: by trigger, not
+by a foreign key (migrations 0017 and 0018)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,9 @@ def test_the_orm_still_loads_history_and_its_supporter():
     assert person.history[0].supporter is person
 
 
-def test_on_sqlite_a_deleted_supporter_takes_its_history_too(tmp_path):
+def test_on_sqlite_a_deleted_supporter_takes_its_history_too_and_its_deliveries_forget_it(
+    tmp_path,
+):
     database = tmp_path / "local.db"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
     clarion = str(Path(sys.executable).parent / "clarion")
@@ -90,7 +93,13 @@ def test_on_sqlite_a_deleted_supporter_takes_its_history_too(tmp_path):
             "INSERT INTO subscription_changes (supporter_id, new_status, channel, changed_at)"
             " SELECT id, 'subscribed', 'test', 0 FROM supporters"
         )
+        conn.execute(  # mailing 1 need not exist: SQLite does not enforce the foreign key
+            "INSERT INTO deliveries (mailing_id, supporter_id, batch_no, status, attempts)"
+            " SELECT 1, id, 0, 'queued', 0 FROM supporters ORDER BY id"
+        )
         conn.execute("DELETE FROM supporters WHERE email = 'gil@example.org'")
+        recipients = conn.execute("SELECT supporter_id FROM deliveries ORDER BY id").fetchall()
+        hal = conn.execute("SELECT id FROM supporters").fetchone()[0]
         left = conn.execute(
             "SELECT s.email FROM subscription_changes c JOIN supporters s ON s.id = c.supporter_id"
         ).fetchall()
@@ -99,3 +108,4 @@ def test_on_sqlite_a_deleted_supporter_takes_its_history_too(tmp_path):
             " (SELECT id FROM supporters)"
         ).fetchone()[0]
     assert left == [("hal@example.org",)] and orphans == 0
+    assert recipients == [(None,), (hal,)]  # migration 0018

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, insert, literal, select, text, update
 
 from app.config import Settings
-from app.db import utcnow
+from app.db import dialect_name, utcnow
 from app.errors import Conflict
 from app.extensions import db
 from app.jobs import START_MAILING, enqueue
@@ -162,6 +162,7 @@ def snapshot_audience(mailing: Mailing, batch_size: int) -> int:
     indexed range. Returns the number of deliveries created. An A/B test splits the audience
     into its test portion and the rest (app/mailings/abtest/assignment.py).
     """
+    lock_out_erasures(db.session)
     audience = audience_of(mailing).subquery()
     if is_ab_tested(mailing):
         return snapshot_split(mailing, audience, batch_size)
@@ -182,6 +183,18 @@ def snapshot_audience(mailing: Mailing, batch_size: int) -> int:
     mailing.total_recipients = total
     mailing.batch_count = -(-total // batch_size)
     return total
+
+
+def lock_out_erasures(session) -> None:
+    """Make an erasure wait for this snapshot, or this snapshot for an erasure under way.
+
+    Deliveries have no foreign key to supporters; the trigger that unlinks an erased supporter's
+    deliveries takes the same lock exclusively (migration 0018), so it also finds the rows of
+    a snapshot that read the person before they went. Runs before the snapshot's INSERT, whose
+    own view of the supporters then starts after any erasure it waited for.
+    """
+    if dialect_name(session) == "postgresql":
+        session.execute(select(func.deliveries_snapshot_lock()))
 
 
 def request_send(mailing: Mailing, settings: Settings, *, at: datetime | None = None) -> None:
