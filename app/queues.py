@@ -76,11 +76,19 @@ def call_after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault("clarion_after_commit", []).append(callback)
 
 
-def job_is_live(settings: Settings, job_id: str | None, *, stale_after: float | None) -> bool:
+def job_is_live(
+    settings: Settings,
+    job_id: str | None,
+    *,
+    stale_after: float | None,
+    unstarted: frozenset[str] = frozenset(),
+) -> bool:
     """Return whether RQ still holds `job_id` waiting, scheduled or running.
 
     A job "started" more than `stale_after` seconds ago (or at all, when it is 0) counts as
-    dead: RQ leaves a SIGKILLed worker's job "started" for minutes. None trusts RQ's status.
+    dead: RQ leaves a SIGKILLed worker's job "started" for minutes. So does a job in
+    `unstarted` (dequeued_unstarted) enqueued that long ago: still "queued", it is no longer in
+    its queue, and its worker died before starting it. None trusts RQ's status.
     """
     if not job_id:
         return False
@@ -91,12 +99,28 @@ def job_is_live(settings: Settings, job_id: str | None, *, stale_after: float | 
     status = job.get_status(refresh=False)
     if status not in LIVE_JOB_STATUSES:
         return False
-    if status == JobStatus.STARTED and stale_after is not None:
-        if job.started_at is None:
-            return stale_after > 0
-        age = (utcnow() - job.started_at.replace(tzinfo=utcnow().tzinfo)).total_seconds()
-        return age < stale_after
+    if stale_after is None:
+        return True
+    if status == JobStatus.STARTED:
+        return _younger_than(job.started_at, stale_after)
+    if status == JobStatus.QUEUED and job_id in unstarted:
+        return _younger_than(job.enqueued_at, stale_after)
     return True
+
+
+def _younger_than(moment, seconds: float) -> bool:
+    if moment is None:
+        return seconds > 0
+    return (utcnow() - moment.replace(tzinfo=utcnow().tzinfo)).total_seconds() < seconds
+
+
+def dequeued_unstarted(settings: Settings, name: QueueName | str) -> frozenset[str]:
+    """The ids of jobs a worker has taken off queue `name` but not started (RQ's intermediate
+    list): each for milliseconds, or, if its worker died in between (SIGKILL, a lost host),
+    until RQ's maintenance fails it one to two minutes later. One Redis round trip."""
+    queue = get_queue(settings, name)
+    ids = queue.connection.lrange(queue.intermediate_queue_key, 0, -1)
+    return frozenset(i.decode() for i in ids)
 
 
 @event.listens_for(Session, "after_commit")

@@ -34,7 +34,7 @@ from app.jobs import (
     prepared,
     queue_of,
 )
-from app.queues import queue_key, redis_key
+from app.queues import dequeued_unstarted, job_is_live, queue_key, redis_key
 from app.tracking.buffer import events_key
 from tests.smtp_sink import free_port
 
@@ -190,3 +190,24 @@ def test_only_app_queues_builds_keys_from_the_prefix():
         if "queue_prefix" in path.read_text() and path.name not in {"config.py", "queues.py"}
     }
     assert building == set()
+
+
+def test_a_job_taken_off_its_queue_by_a_worker_that_died_before_starting_it_is_dead(
+    settings, redis_conn
+):
+    """RQ moves a job to the queue's intermediate list, then marks it started; a worker killed
+    in between leaves it "queued" in no queue. The sweep must see that at once (leases, not
+    job ids, keep a batch from going twice), not when RQ's maintenance fails it minutes later."""
+    queue = queue_of(SEND_BATCH, settings)
+    taken = queue.enqueue(SEND_BATCH.func, 41, 3, job_id="send-41-3-test")
+    waiting = queue.enqueue(SEND_BATCH.func, 41, 4, job_id="send-41-4-test")
+    redis_conn.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")  # the oldest
+    unstarted = dequeued_unstarted(settings, SEND_BATCH.queue)
+    assert unstarted == {taken.id} and taken.get_status() == JobStatus.QUEUED
+
+    assert not job_is_live(settings, taken.id, stale_after=0, unstarted=unstarted)
+    # Enqueued less than `stale_after` ago: a live worker may be about to start it.
+    assert job_is_live(settings, taken.id, stale_after=60, unstarted=unstarted)
+    # A job still waiting in its queue is live however old; without the list nothing changes.
+    assert job_is_live(settings, waiting.id, stale_after=0, unstarted=unstarted)
+    assert job_is_live(settings, taken.id, stale_after=0)

@@ -28,7 +28,13 @@ from app.mailings.models import (
     Mailing,
     due_for_sending,
 )
-from app.queues import call_after_commit, job_is_live, redis_connection, redis_key
+from app.queues import (
+    call_after_commit,
+    dequeued_unstarted,
+    job_is_live,
+    redis_connection,
+    redis_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +139,9 @@ def requeue_stalled_batches(settings: Settings, mailing: Mailing) -> int:
     fanning_out = mailing.started_at is not None and utcnow() - mailing.started_at < timedelta(
         seconds=settings.lease_seconds
     )
+    # A job whose worker died between taking it and starting it is neither waiting nor
+    # started; without this the batch would wait for RQ's own clean-up, a minute or two.
+    unstarted = dequeued_unstarted(settings, SEND_BATCH.queue)
     stalled = {
         b
         for b in pending | expired
@@ -142,6 +151,7 @@ def requeue_stalled_batches(settings: Settings, mailing: Mailing) -> int:
             recorded.get(b),
             # A job whose lease ran out stopped renewing it: its worker is gone.
             stale_after=0 if b in expired else settings.lease_seconds,
+            unstarted=unstarted,
         )
     }
     if stalled:
