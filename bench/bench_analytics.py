@@ -42,7 +42,7 @@ from app.mailings.abtest.results import ab_results, settle_variant_outcomes
 from app.mailings.models import AbTest, Mailing, MailingLink, MailingStatus
 from app.supporters.models import Segment
 from app.supporters.segments import count_segment
-from app.tracking import buffer, report_csv, reports, rollups
+from app.tracking import breakdowns, buffer, report_csv, reports, rollups
 from app.tracking.rebuild import rebuild
 from app.tracking.stats import mailing_stats
 
@@ -320,7 +320,7 @@ def report(deliveries: int, runs: int) -> None:
         f"  target: median <= {REPORT_TARGET_MS:.0f} ms per report (the A/B test settled)"
         f" {'OK' if worst <= REPORT_TARGET_MS else 'ABOVE TARGET'}"
     )
-    breakdowns(mailing_id, max(3, runs // 6))
+    time_breakdowns(mailing_id, max(3, runs // 6))
     print(f"  {'behaviour segment':<40} {'members':>9} {'min ms':>8} {'median':>8} {'p95':>8}")
     behaviour_segments(max(3, runs // 10))
     stats = mailing_stats(mailing_id)
@@ -359,7 +359,7 @@ def _ab_results_uncached(mailing_id: int):
     return ab_results(db.session.get(Mailing, mailing_id))
 
 
-def breakdowns(mailing_id: int, runs: int) -> None:
+def time_breakdowns(mailing_id: int, runs: int) -> None:
     """Time the breakdowns (one grouped query over the deliveries) and the CSV exports."""
     started = time.perf_counter()
     with db.engine.begin() as conn:
@@ -375,9 +375,12 @@ def breakdowns(mailing_id: int, runs: int) -> None:
         conn.exec_driver_sql("VACUUM ANALYZE")
     print(f"  ({GROUPS} lists and tags filled in {time.perf_counter() - started:.1f}s)")
     for name, function in (
-        (f"breakdown by list ({GROUPS})", lambda: reports.breakdown(mailing_id, "list")),
-        (f"breakdown by tag ({GROUPS})", lambda: reports.breakdown(mailing_id, "tag")),
-        ("breakdown by a segment", lambda: reports.breakdown(mailing_id, "segment", [segment_id])),
+        (f"breakdown by list ({GROUPS})", lambda: breakdowns.breakdown(mailing_id, "list")),
+        (f"breakdown by tag ({GROUPS})", lambda: breakdowns.breakdown(mailing_id, "tag")),
+        (
+            "breakdown by a segment",
+            lambda: breakdowns.breakdown(mailing_id, "segment", [segment_id]),
+        ),
     ):
         low, median, p95 = timed(function, runs)
         print(f"  {name:<28} {low:>8.1f} {median:>8.1f} {p95:>8.1f}")
